@@ -1,0 +1,90 @@
+"""Versioned schema migrations, applied in order at start. Later features append; never edit a landed one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "campaigns, numbers, destinations, calls, legs, events", """
+CREATE TABLE destinations (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('sip', 'trunk')),
+    dial_string TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE campaigns (
+    name TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    greeting TEXT,
+    ring_timeout INTEGER NOT NULL,
+    fallback_destination TEXT,
+    fallback_message TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE tracking_numbers (
+    number TEXT PRIMARY KEY,
+    campaign TEXT REFERENCES campaigns(name),
+    active INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    inbound_channel TEXT NOT NULL,
+    state TEXT NOT NULL,
+    disposition TEXT,
+    caller_number TEXT,
+    caller_name TEXT,
+    dialed_number TEXT,
+    trunk TEXT,
+    p_asserted_identity TEXT,
+    privacy TEXT,
+    diversion TEXT,
+    p_charge_info TEXT,
+    campaign TEXT,
+    destination TEXT,
+    decision TEXT,
+    decision_reasons TEXT,
+    decision_latency_ms REAL,
+    arrived_at TEXT NOT NULL,
+    answered_at TEXT,
+    destination_answered_at TEXT,
+    bridged_at TEXT,
+    ended_at TEXT,
+    ring_seconds REAL,
+    talk_seconds REAL,
+    total_seconds REAL,
+    hangup_cause INTEGER,
+    hangup_cause_text TEXT,
+    hangup_side TEXT,
+    end_observed TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX calls_arrived ON calls (arrived_at, id);
+CREATE INDEX calls_campaign ON calls (campaign, arrived_at);
+CREATE INDEX calls_dialed ON calls (dialed_number, arrived_at);
+CREATE INDEX calls_disposition ON calls (disposition, arrived_at);
+CREATE INDEX calls_open ON calls (ended_at) WHERE ended_at IS NULL;
+CREATE TABLE call_legs (
+    channel_id TEXT PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    role TEXT NOT NULL,
+    destination TEXT,
+    dial_string TEXT,
+    created_at TEXT NOT NULL,
+    answered_at TEXT,
+    ended_at TEXT,
+    dial_status TEXT,
+    hangup_cause INTEGER,
+    hangup_cause_text TEXT
+);
+CREATE INDEX call_legs_call ON call_legs (call_id);
+CREATE TABLE call_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT
+);
+CREATE INDEX call_events_call ON call_events (call_id, id);
+"""),
+]
