@@ -83,9 +83,3 @@ def render_all(settings: Settings, *, root: Path, run_dir: Path, ari_password: s
             files[template.name] = text
     return files
 
-
-def dial_string(dest: Destination, trunks: dict[str, Trunk]) -> str:
-    """The PJSIP dial string for a configured destination; nothing else is ever dialled."""
-    if dest.kind == "sip":
-        return f"PJSIP/{dest.endpoint}"
-    return f"PJSIP/{dest.number}@{trunks[dest.trunk or ''].endpoint}"

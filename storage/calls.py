@@ -74,8 +74,11 @@ class CallStore:
 
     def create_call(self, call: NewCall) -> None:
         row = asdict(call) | {"updated_at": utcnow()}
-        self.db["calls"].insert(row, pk="id")
-        self.add_event(call.id, "arrived", {"channel": call.inbound_channel}, at=call.arrived_at)
+        with self.db.conn:
+            self.db.conn.execute("BEGIN")
+            self.db["calls"].insert(row, pk="id")
+            self.add_leg(call.id, call.inbound_channel, "inbound", created_at=call.arrived_at)
+            self.add_event(call.id, "arrived", {"channel": call.inbound_channel}, at=call.arrived_at)
 
     def update_call(self, call_id: str, **fields: Any) -> None:
         for key in ("decision_reasons",):

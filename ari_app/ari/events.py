@@ -26,6 +26,7 @@ Why this exists and behaves the way it does:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from .rest import ari_root_url
+from .rest import ari_root_url, basic_auth_header
 
 __all__ = ["AriEventStream", "EventCallback", "HookCallback", "events_url"]
 
@@ -92,7 +93,7 @@ class AriEventStream:
         self.url = events_url(base_url)
         self.app = app
         self._params = {"app": app, "subscribeAll": "true" if subscribe_all else "false"}
-        self._headers = {"Authorization": aiohttp.BasicAuth(username, password).encode()}
+        self._headers = {"Authorization": basic_auth_header(username, password)}
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
@@ -161,15 +162,10 @@ class AriEventStream:
 
     async def run(self) -> None:
         """Connect and read events until :meth:`stop`; reconnects on any failure."""
-        current = asyncio.current_task()
-        if self._run_task is not None and self._run_task is current:
-            # Started via start(): flags already reset.
-            await self._run_loop()
-            return
         if self.running:
             raise RuntimeError("event stream already running")
         self._reset_for_run()
-        self._run_task = current
+        self._run_task = asyncio.current_task()
         await self._run_loop()
 
     async def stop(self) -> None:
@@ -200,6 +196,10 @@ class AriEventStream:
 
     # -- internals ------------------------------------------------------------------
 
+    def _use_session(self, session: aiohttp.ClientSession) -> None:
+        """Use a shared session from the next run() on (AriClient); never closed by us."""
+        self._session = session
+
     def _reset_for_run(self) -> None:
         self._stopping = False
         self._stop_event.clear()
@@ -229,6 +229,29 @@ class AriEventStream:
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=1.0),
             )
 
+    async def _connect_unless_stopped(
+        self, session: aiohttp.ClientSession
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """Connect, but give up at once (returning None) if stop() is called meanwhile,
+        so stop() is prompt even while a handshake hangs for up to connect_timeout."""
+        connect = asyncio.ensure_future(self._connect(session))
+        stopped = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({connect, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not connect.done():
+                connect.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await connect
+        if connect.cancelled():
+            return None
+        ws = connect.result()  # raises the connect error, if any
+        if self._stopping:
+            await ws.close()
+            return None
+        return ws
+
     async def _run_loop(self) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue()
         self._dispatcher = asyncio.create_task(self._dispatch(queue), name="ari-events-dispatch")
@@ -240,7 +263,9 @@ class AriEventStream:
         try:
             while not self._stopping:
                 try:
-                    ws = await self._connect(session)
+                    ws = await self._connect_unless_stopped(session)
+                    if ws is None:
+                        break
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure means "retry later"
@@ -254,9 +279,6 @@ class AriEventStream:
                     await self._sleep(wait)
                     continue
 
-                if self._stopping:
-                    await ws.close()
-                    break
                 failures = 0
                 delay = self._backoff_initial
                 if self._ever_connected:

@@ -10,6 +10,7 @@ operations the app uses. Anything not wrapped can be reached through ``request``
 from __future__ import annotations
 
 import asyncio
+import base64
 import json as _json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,9 +18,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .errors import AriConnectionError, AriError, AriTimeout, extract_message, http_error
+from .errors import AriConnectionError, AriNotFound, AriTimeout, extract_message, http_error
 
-__all__ = ["AriRest", "ari_root_url", "render_params"]
+__all__ = ["AriRest", "ari_root_url", "basic_auth_header", "render_params"]
 
 
 def ari_root_url(base_url: str) -> str:
@@ -32,6 +33,16 @@ def ari_root_url(base_url: str) -> str:
     if not root.endswith("/ari"):
         root += "/ari"
     return root
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    """``Authorization`` value for HTTP basic auth (ari.conf users).
+
+    Built by hand: ``aiohttp.BasicAuth`` is deprecated in aiohttp 3.14 while its
+    replacement does not exist in the 3.9 we still support.
+    """
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def _render_value(value: Any) -> str:
@@ -80,7 +91,7 @@ class AriRest:
         self.base_url = base_url
         self.root_url = ari_root_url(base_url)
         self.timeout = timeout
-        self._auth = aiohttp.BasicAuth(username, password)
+        self._headers = {"Authorization": basic_auth_header(username, password)}
         self._session = session
         self._owns_session = session is None
 
@@ -90,6 +101,11 @@ class AriRest:
     def session(self) -> aiohttp.ClientSession | None:
         """The session in use (``None`` until first request when owned)."""
         return self._session
+
+    def _use_session(self, session: aiohttp.ClientSession) -> None:
+        """Switch to a shared session (used by AriClient, which opens it inside the loop)."""
+        self._session = session
+        self._owns_session = False
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
@@ -125,7 +141,7 @@ class AriRest:
                     self.root_url + path,
                     params=render_params(params),
                     json=json,
-                    auth=self._auth,
+                    headers=self._headers,
                 ) as resp:
                     body = await resp.read()
                     status = resp.status
@@ -164,10 +180,8 @@ class AriRest:
         (e.g. ``DB_KEYS(ringpool)``); ``None`` if Asterisk reports it missing (404)."""
         try:
             data = await self.request("GET", "/asterisk/variable", params={"variable": name})
-        except AriError as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise
+        except AriNotFound:
+            return None
         return None if data is None else data.get("value")
 
     async def set_global_variable(self, name: str, value: str | None) -> None:
@@ -296,10 +310,8 @@ class AriRest:
             data = await self.request(
                 "GET", f"/channels/{_id(channel_id)}/variable", params={"variable": name}
             )
-        except AriError as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise
+        except AriNotFound:
+            return None
         return None if data is None else data.get("value")
 
     async def set_variable(self, channel_id: str, name: str, value: str | None) -> None:

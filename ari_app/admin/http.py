@@ -1,0 +1,127 @@
+"""The admin HTTP API: health without auth, everything under /api/v1 behind a bearer token.
+
+This is the web layer: it reads through the storage layer and a status callback, and the call-handling
+service never imports it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from storage.async_store import AsyncCallStore
+from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
+from storage.db import parse_time
+
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_NUMBER_RE = re.compile(r"^\+?[0-9]{1,20}$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+
+
+@dataclass
+class AdminDeps:
+    store: AsyncCallStore
+    token: str
+    status: Callable[[], Awaitable[dict[str, Any]]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _error(exc.status, exc.reason)
+        raise
+
+
+def _auth_middleware(token: str) -> Any:
+    @web.middleware
+    async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                return web.json_response({"error": "missing or invalid bearer token"}, status=401,
+                                         headers={"WWW-Authenticate": 'Bearer realm="ringpool"'})
+        return await handler(request)
+
+    return auth
+
+
+def _filter_from_query(query: Any) -> CallFilter:
+    allowed = {"campaign", "number", "disposition", "since", "until", "limit", "cursor"}
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)}")
+    f = CallFilter()
+    if "campaign" in query:
+        if not _NAME_RE.match(query["campaign"]):
+            raise ValueError("campaign: expected a campaign name")
+        f.campaign = query["campaign"]
+    if "number" in query:
+        if not _NUMBER_RE.match(query["number"]):
+            raise ValueError("number: expected digits with an optional leading +")
+        f.number = query["number"].lstrip("+")
+    if "disposition" in query:
+        if query["disposition"] not in FINAL_DISPOSITIONS:
+            raise ValueError(f"disposition: one of {', '.join(FINAL_DISPOSITIONS)}")
+        f.disposition = query["disposition"]
+    for key in ("since", "until"):
+        if key in query:
+            value = query[key]
+            if not _TIME_RE.match(value):
+                raise ValueError(f"{key}: expected UTC time like 2026-01-31T12:00:00Z")
+            parse_time(value if "." in value else value[:-1] + ".000Z")
+            setattr(f, key, value if "." in value else value[:-1] + ".000Z")
+    if "limit" in query:
+        if not query["limit"].isdigit() or not 1 <= int(query["limit"]) <= 500:
+            raise ValueError("limit: a whole number from 1 to 500")
+        f.limit = int(query["limit"])
+    if "cursor" in query:
+        try:
+            decode_cursor(query["cursor"])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("cursor: not a cursor returned by this API") from exc
+        f.cursor = query["cursor"]
+    return f
+
+
+def build_admin_app(deps: AdminDeps) -> web.Application:
+    app = web.Application(middlewares=[_errors, _auth_middleware(deps.token)], client_max_size=64 * 1024)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        status = await deps.status()
+        healthy = status.get("ari_connected") and status.get("database_ok")
+        return web.json_response(status, status=200 if healthy else 503)
+
+    async def list_calls(request: web.Request) -> web.Response:
+        try:
+            f = _filter_from_query(request.query)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        page = await deps.store.call("list_calls", f)
+        return web.json_response({"calls": page.calls, "next_cursor": page.next_cursor})
+
+    async def get_call(request: web.Request) -> web.Response:
+        call_id = request.match_info["call_id"]
+        if not _ID_RE.match(call_id):
+            return _error(400, "call id: letters, digits, '.', '_' and '-' only")
+        call = await deps.store.call("get_call", call_id)
+        if call is None:
+            return _error(404, f"no call {call_id}")
+        return web.json_response(call)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/calls", list_calls)
+    app.router.add_get("/api/v1/calls/{call_id}", get_call)
+    return app

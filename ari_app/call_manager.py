@@ -1,0 +1,205 @@
+"""Routes ARI events to calls, starts a task per inbound call, and reconciles after every (re)connect.
+
+Events lost while the WebSocket was down are recovered by comparing the open call records with what
+Asterisk still has (GET /channels): live bridged calls are adopted, calls that ended meanwhile are
+finalised, and calls refused by the dialplan fallback while the app was away are imported from AstDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+from ari_app.ari import AriError, AriNotFound, AriRest
+from ari_app.call_state import event_channel_ids
+from ari_app.config import Settings, normalise_number
+from ari_app.inbound_call import CallContext, InboundCall
+from storage.async_store import AsyncCallStore
+from storage.calls import NewCall
+from storage.db import format_time, utcnow
+
+log = logging.getLogger(__name__)
+
+FALLBACK_FAMILY = "ringpool_fallback"
+CAUSE_CONGESTION = 34
+
+
+class CallManager:
+    def __init__(self, rest: AriRest, store: AsyncCallStore, settings: Settings) -> None:
+        self.rest = rest
+        self.store = store
+        self.settings = settings
+        self.app = settings.ari.app
+        self.by_channel: dict[str, InboundCall] = {}
+        self.calls: dict[str, InboundCall] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self,
+                               on_latency=self.latencies_ms.append)
+        self._reconcile_lock = asyncio.Lock()
+
+    # --- registry ----------------------------------------------------------------------------------------
+
+    def own(self, channel_id: str, call: InboundCall) -> None:
+        self.by_channel[channel_id] = call
+
+    def disown(self, channel_id: str) -> None:
+        self.by_channel.pop(channel_id, None)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    def _spawn(self, call: InboundCall, coro: Any) -> None:
+        self.calls[call.id] = call
+        self.own(call.inbound, call)
+        task = asyncio.create_task(coro, name=f"call-{call.id}")
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.tasks.discard(t)
+            self.calls.pop(call.id, None)
+
+        task.add_done_callback(done)
+
+    # --- events ------------------------------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Called by the event stream for each event, in order. Never blocks: it only enqueues."""
+        if event.get("type") == "StasisStart":
+            channel = event.get("channel") or {}
+            channel_id = channel.get("id")
+            if not channel_id:
+                return
+            if channel_id in self.by_channel:
+                self.by_channel[channel_id].deliver(event)
+                return
+            args = event.get("args") or []
+            if args[:1] == ["inbound"]:
+                self.start_call(channel, event)
+            else:
+                # An app-created channel no live call owns (left over from before a restart).
+                log.info("hanging up orphan channel %s (args %s)", channel_id, args)
+                asyncio.ensure_future(self._hangup_quietly(channel_id))
+            return
+        delivered: set[int] = set()
+        for channel_id in event_channel_ids(event):
+            call = self.by_channel.get(channel_id)
+            if call is not None and id(call) not in delivered:
+                delivered.add(id(call))
+                call.deliver(event)
+
+    def start_call(self, channel: dict[str, Any], event: dict[str, Any]) -> InboundCall:
+        call = InboundCall(self.ctx, uuid.uuid4().hex, channel, event)
+        self._spawn(call, call.run())
+        return call
+
+    async def _hangup_quietly(self, channel_id: str) -> None:
+        try:
+            await self.rest.hangup(channel_id)
+        except AriError:
+            pass
+
+    # --- reconcile ---------------------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Run after every (re)connection, before further events are dispatched."""
+        async with self._reconcile_lock:
+            channels = {c["id"]: c for c in await self.rest.list_channels()}
+            for call in list(self.calls.values()):
+                for channel_id in [call.inbound, *call.outbound]:
+                    if channel_id not in channels:
+                        call.deliver({"type": "ChannelDestroyed", "channel": {"id": channel_id},
+                                      "timestamp": None, "cause": None, "reconciled": True})
+            for record in await self.store.call("open_calls"):
+                if record["id"] not in self.calls:
+                    await self._recover(record, channels)
+            for channel in channels.values():
+                if channel["id"] not in self.by_channel and self._in_our_app(channel):
+                    await self._take_unknown(channel)
+            await self.import_fallback_calls()
+
+    def _in_our_app(self, channel: dict[str, Any]) -> bool:
+        dialplan = channel.get("dialplan") or {}
+        return dialplan.get("app_name") == "Stasis" and str(dialplan.get("app_data", "")).split(",")[0] == self.app
+
+    async def _take_unknown(self, channel: dict[str, Any]) -> None:
+        """A channel waiting in our app that no record mentions: a call that arrived as the app died."""
+        args = str((channel.get("dialplan") or {}).get("app_data", "")).split(",")[1:]
+        if args[:1] == ["inbound"]:
+            log.info("taking over inbound channel %s found waiting in Stasis", channel["id"])
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+            self.start_call(channel, {"type": "StasisStart", "timestamp": stamp, "args": ["inbound"],
+                                      "channel": channel})
+        else:
+            await self._hangup_quietly(channel["id"])
+
+    async def _recover(self, record: dict[str, Any], channels: dict[str, Any]) -> None:
+        inbound = record["inbound_channel"]
+        outbound_alive = [leg["channel_id"] for leg in record["legs"]
+                          if leg["role"] == "outbound" and leg["channel_id"] in channels]
+        if inbound in channels and record["bridged_at"] and outbound_alive:
+            log.info("call %s: adopting bridged call after restart", record["id"])
+            call = InboundCall(self.ctx, record["id"], channels[inbound], {})
+            self.own(outbound_alive[-1], call)
+            self._spawn(call, call.run_adopted(outbound_alive[-1]))
+            return
+        # Not recoverable mid-flow (events were lost): end what is left and close the record.
+        for channel_id in [inbound, *outbound_alive]:
+            if channel_id in channels:
+                await self._hangup_quietly(channel_id)
+        caller_still_there = inbound in channels
+        if record["bridged_at"]:
+            disposition = "completed"
+        elif record["decision"] == "reject":
+            disposition = "rejected"
+        else:
+            disposition = "failed" if caller_still_there else "abandoned"
+        await self.store.call("add_event", record["id"], "reconciled",
+                              {"caller_alive": caller_still_there, "outbound_alive": outbound_alive})
+        await self.store.call("finish_call", record["id"], disposition=disposition,
+                              hangup_side="ringpool" if caller_still_there else None, end_observed="reconciled")
+        log.info("call %s: finalised after restart as %s", record["id"], disposition)
+
+    async def import_fallback_calls(self) -> int:
+        """Record calls the dialplan refused while the app was away (kept in AstDB by the dialplan)."""
+        keys = await self.rest.get_global_variable(f"DB_KEYS({FALLBACK_FAMILY})")
+        count = 0
+        for unique_id in filter(None, (keys or "").split(",")):
+            value = await self.rest.get_global_variable(f"DB({FALLBACK_FAMILY}/{unique_id})") or ""
+            epoch, status, caller, exten = (value.split("|") + ["", "", "", ""])[:4]
+            call_id = f"fallback-{unique_id}"
+            try:
+                arrived = format_time(datetime.fromtimestamp(int(epoch), timezone.utc))
+            except ValueError:
+                arrived = utcnow()
+            dialed = normalise_number(exten)
+            number = self.settings.numbers.get(dialed)
+            if await self.store.call("get_call", call_id) is None:
+                await self.store.call("create_call", NewCall(
+                    id=call_id, inbound_channel=unique_id, arrived_at=arrived, caller_number=caller or None,
+                    dialed_number=dialed, state="ended"))
+                await self.store.call("update_call", call_id, decision="app_unavailable",
+                                      decision_reasons=[f"Stasis() returned {status or 'FAILED'}"],
+                                      campaign=number.campaign if number else None)
+                await self.store.call("finish_call", call_id, disposition="unavailable", ended_at=arrived,
+                                      hangup_cause=CAUSE_CONGESTION, hangup_side="ringpool",
+                                      end_observed="dialplan_fallback")
+            await self.rest.get_global_variable(f"DB_DELETE({FALLBACK_FAMILY}/{unique_id})")
+            count += 1
+        if count:
+            log.warning("recorded %d call(s) refused by the dialplan while the app was unavailable", count)
+        return count
+
+    # --- shutdown ----------------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop supervising; calls go on in Asterisk and the next start adopts or closes them."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

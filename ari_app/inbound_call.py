@@ -1,0 +1,362 @@
+"""One inbound call, from StasisStart to the final record: decide, answer, greet, dial, bridge, clean up.
+
+Each call runs as its own task and owns its channels and bridge. Events for its channels arrive on its
+own queue (routed by ari_app.call_manager) and are folded into a ChannelView; the flow below waits on
+that view. Whatever happens (caller gone, ARI errors, cancellation at shutdown), ``run`` finalises the
+record and hangs up what the call created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
+
+from ari_app.ari import AriError, AriNotFound, AriRest
+from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
+from ari_app.config import Destination, Settings
+from dialplan.decision import Action, Decision, decide
+from dialplan.destinations import dial_string
+from dialplan.signaling import Signaling, signaling_from_channel
+from storage.async_store import AsyncCallStore
+from storage.calls import NewCall
+from storage.db import utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
+DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
+CAUSE_NORMAL = 16
+DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
+
+
+class ChannelRegistry(Protocol):
+    def own(self, channel_id: str, call: "InboundCall") -> None: ...
+    def disown(self, channel_id: str) -> None: ...
+
+
+@dataclass
+class CallContext:
+    rest: AriRest
+    store: AsyncCallStore
+    settings: Settings
+    registry: ChannelRegistry
+    on_latency: Callable[[float], None] | None = None
+
+
+class CallerGone(Exception):
+    """The caller hung up: every wait ends with this so the flow unwinds to the record."""
+
+
+class InboundCall:
+    def __init__(self, ctx: CallContext, call_id: str, channel: dict[str, Any], start_event: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.id = call_id
+        self.inbound = channel["id"]
+        self.channel = channel
+        self.start_event = start_event
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.view = ChannelView()
+        self.state = CallState.ARRIVED
+        self.answered = False
+        self.outbound: list[str] = []
+        self.bridge_id: str | None = None
+        self.finished = False
+        self._first_command_done = False
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        self.queue.put_nowait(event)
+
+    async def _record(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self.ctx.store.call(method, *args, **kwargs)
+
+    async def _event(self, kind: str, **data: Any) -> None:
+        await self._record("add_event", self.id, kind, data or None)
+
+    async def _set_state(self, state: CallState, **fields: Any) -> None:
+        self.state = state
+        await self._record("update_call", self.id, state=state.value, **fields)
+        log.info("call %s: %s", self.id, state.value)
+
+    async def _wait(self, condition: Callable[[], T | None], timeout: float | None) -> T | None:
+        """Consume this call's events until ``condition`` gives a value, or the timeout passes (None).
+
+        ``timeout=None`` only where the far end's hang-up is the natural end (a bridged call)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while (result := condition()) is None:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            try:
+                event = await asyncio.wait_for(self.queue.get(), remaining)
+            except asyncio.TimeoutError:
+                return None
+            self.view.observe(event)
+        return result
+
+    def _caller_gone(self) -> bool:
+        return self.inbound in self.view.ended
+
+    async def _first_command(self, command: Awaitable[Any]) -> Any:
+        """Measure the pre-answer decision latency: StasisStart's own timestamp to the first command sent."""
+        if not self._first_command_done:
+            self._first_command_done = True
+            raw = self.start_event.get("timestamp")
+            if raw:
+                try:
+                    started = datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+                    latency_ms = round((time.time() - started) * 1000, 3)
+                    asyncio.ensure_future(self._record("update_call", self.id, decision_latency_ms=latency_ms))
+                    if self.ctx.on_latency:
+                        self.ctx.on_latency(latency_ms)
+                except ValueError:
+                    pass
+        return await command
+
+    async def _hangup(self, channel_id: str, cause: int = CAUSE_NORMAL) -> None:
+        self.view.hung_up_by_us.add(channel_id)
+        try:
+            await self.ctx.rest.hangup(channel_id, reason_code=cause)
+        except AriNotFound:
+            pass
+
+    # --- the flow ----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Handle a new call start to end; the record is finalised on every path."""
+
+        async def flow() -> tuple[str, int | None, str | None]:
+            signaling = signaling_from_channel(self.channel)
+            await self._record("create_call", _new_call(self.id, signaling, self.start_event))
+            return await self._handle(signaling)
+
+        await self._guarded(flow)
+
+    async def run_adopted(self, out_id: str) -> None:
+        """Supervise a bridged call found alive after the app restarted, until it ends."""
+        self.state = CallState.BRIDGED
+        self.outbound.append(out_id)
+        self.bridge_id = f"{self.id}-bridge"
+        await self._event("adopted", legs=[self.inbound, out_id])
+        await self._guarded(lambda: self.supervise_bridge(out_id))
+
+    async def _guarded(self, flow: Callable[[], Awaitable[tuple[str, int | None, str | None]]]) -> None:
+        disposition, cause, side = "failed", None, None
+        try:
+            disposition, cause, side = await flow()
+        except CallerGone:
+            disposition = "completed" if self.state == CallState.BRIDGED else "abandoned"
+            side = "caller"
+        except asyncio.CancelledError:
+            # Shutdown: the call keeps going in Asterisk; the next start adopts or closes the record.
+            self.finished = True
+            raise
+        except AriError as exc:
+            log.warning("call %s: ARI error: %s", self.id, exc)
+            await self._safe(self._event("error", message=str(exc)))
+            disposition = "abandoned" if self._caller_gone() else "failed"
+        except Exception:
+            log.exception("call %s: unexpected error", self.id)
+            await self._safe(self._event("error", message="internal error, see log"))
+        finally:
+            if not self.finished:
+                await self._safe(self._cleanup())
+                await self._safe(self._finish(disposition, cause, side))
+                for channel_id in self._channels():
+                    self.ctx.registry.disown(channel_id)
+
+    async def _safe(self, coro: Awaitable[Any]) -> None:
+        try:
+            await asyncio.wait_for(coro, 10)
+        except Exception:
+            log.exception("call %s: cleanup step failed", self.id)
+
+    async def _handle(self, signaling: Signaling) -> tuple[str, int | None, str | None]:
+        decision = decide(signaling, self.ctx.settings)
+        # The record already exists; storing the decision need not delay the caller.
+        recorded = asyncio.ensure_future(self._record_decision(decision))
+        try:
+            return await self._act(decision)
+        finally:
+            await recorded
+
+    async def _act(self, decision: Decision) -> tuple[str, int | None, str | None]:
+        if decision.action is Action.REJECT:
+            cause = decision.hangup_cause or CAUSE_NORMAL
+            await self._first_command(self._hangup(self.inbound, cause))
+            await self._set_state(CallState.REJECTED)
+            return "rejected", cause, "ringpool"
+        route = decision.route
+        assert route is not None
+        campaign = route.campaign
+        if campaign.greeting:
+            await self._first_command(self.ctx.rest.answer(self.inbound))
+            await self._mark_answered()
+            await self._set_state(CallState.GREETING)
+            await self._play(campaign.greeting)
+        else:
+            # No prompt to play: let the caller hear ringing and answer only when the destination does,
+            # so an unanswered call is never charged to the caller.
+            await self._first_command(self.ctx.rest.ring(self.inbound))
+            await self._set_state(CallState.RINGING)
+
+        result = DialResult.FAILED
+        last_cause: int | None = None
+        for attempt, dest in enumerate(route.destinations, start=1):
+            result, last_cause = await self._dial(dest, attempt, campaign.ring_timeout)
+            if result is DialResult.ANSWERED:
+                return await self._bridge()
+            if result is DialResult.CALLER_GONE:
+                raise CallerGone()
+        if route.fallback_message:
+            await self._set_state(CallState.FALLBACK_MESSAGE)
+            if not self.answered:
+                await self.ctx.rest.answer(self.inbound)
+                await self._mark_answered()
+            await self._play(route.fallback_message)
+        await self._hangup(self.inbound)
+        return result.value, last_cause, "destination"
+
+    async def _record_decision(self, decision: Decision) -> None:
+        route = decision.route
+        fields: dict[str, Any] = {"decision": decision.action.value, "decision_reasons": list(decision.reasons)}
+        if route:
+            fields |= {"campaign": route.campaign.name, "destination": route.destinations[0].name}
+        await self._record("update_call", self.id, **fields)
+        await self._event("decision", action=decision.action.value, reasons=list(decision.reasons),
+                          campaign=route.campaign.name if route else None)
+
+    async def _mark_answered(self) -> None:
+        self.answered = True
+        await self._record("update_call", self.id, answered_at=utcnow())
+        await self._record("update_leg", self.inbound, answered_at=utcnow())
+        await self._event("answered")
+
+    async def _play(self, sound: str) -> None:
+        playback_id = f"{self.id}-play-{len(self.view.playbacks_done)}-{int(time.monotonic() * 1000)}"
+        await self._event("playback_started", sound=sound)
+        await self.ctx.rest.play(self.inbound, f"sound:{sound}", playback_id=playback_id)
+        done = await self._wait(lambda: True if playback_id in self.view.playbacks_done or self._caller_gone()
+                                else None, PLAYBACK_LIMIT)
+        if self._caller_gone():
+            raise CallerGone()
+        await self._event("playback_finished", sound=sound, completed=bool(done))
+
+    async def _dial(self, dest: Destination, attempt: int, ring_timeout: int) -> tuple[DialResult, int | None]:
+        out_id = f"{self.id}-out{attempt}"
+        endpoint = dial_string(dest, self.ctx.settings.trunks)
+        self.ctx.registry.own(out_id, self)
+        self.outbound.append(out_id)
+        await self._set_state(CallState.DIALING, destination=dest.name)
+        await self._record("add_leg", self.id, out_id, "outbound", destination=dest.name, dial_string=endpoint)
+        await self._event("dial_started", destination=dest.name, attempt=attempt, leg=out_id)
+        await self.ctx.rest.create_channel(endpoint, self.ctx.settings.ari.app, app_args=f"outbound,{self.id}",
+                                           channel_id=out_id, originator=self.inbound)
+        await self.ctx.rest.dial(out_id, caller=self.inbound, timeout=ring_timeout)
+
+        def outcome() -> tuple[DialResult, int | None] | None:
+            if self._caller_gone():
+                return DialResult.CALLER_GONE, None
+            status = self.view.dial_status.get(out_id)
+            if status and (result := result_from_dialstatus(status)) is not None:
+                return result, None
+            if out_id in self.view.up:
+                return DialResult.ANSWERED, None
+            if out_id in self.view.ended:
+                return result_from_cause(self.view.ended[out_id].cause), self.view.ended[out_id].cause
+            return None
+
+        answer = await self._wait(outcome, ring_timeout + DIAL_GUARD) or (DialResult.NO_ANSWER, None)
+        result, cause = answer
+        if result is not DialResult.ANSWERED:
+            await self._hangup(out_id)
+            # Wait briefly for the leg's final cause so the record has it.
+            await self._wait(lambda: True if out_id in self.view.ended and
+                             self.view.ended[out_id].cause is not None else None, 2.0)
+            end = self.view.ended.get(out_id)
+            cause = cause if cause is not None else (end.cause if end else None)
+        leg_fields: dict[str, Any] = {"dial_status": result.value}
+        if result is DialResult.ANSWERED:
+            leg_fields["answered_at"] = utcnow()
+        else:
+            end = self.view.ended.get(out_id)
+            leg_fields |= {"ended_at": (end.at if end else None) or utcnow(), "hangup_cause": cause,
+                           "hangup_cause_text": end.cause_text if end else None}
+        await self._record("update_leg", out_id, **leg_fields)
+        await self._event("dial_result", destination=dest.name, attempt=attempt, result=result.value, cause=cause)
+        return result, cause
+
+    async def _bridge(self) -> tuple[str, int | None, str | None]:
+        out_id = self.outbound[-1]
+        await self._record("update_call", self.id, destination_answered_at=utcnow())
+        if not self.answered:
+            await self.ctx.rest.answer(self.inbound)
+            await self._mark_answered()
+        self.bridge_id = f"{self.id}-bridge"
+        await self.ctx.rest.create_bridge(bridge_id=self.bridge_id, type="mixing", name=f"ringpool-{self.id}")
+        await self.ctx.rest.add_to_bridge(self.bridge_id, [self.inbound, out_id])
+        await self._set_state(CallState.BRIDGED, bridged_at=utcnow())
+        await self._event("bridged", bridge=self.bridge_id, legs=[self.inbound, out_id])
+        return await self.supervise_bridge(out_id)
+
+    async def supervise_bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
+        """Wait until either side hangs up, then end the other: also used for calls adopted after a restart."""
+        await self._wait(lambda: self.view.first_remote_end(), None)
+        first = self.view.first_remote_end()
+        side = "caller" if first == self.inbound else "destination"
+        other = out_id if first == self.inbound else self.inbound
+        await self._event("hangup", side=side, channel=first)
+        await self._hangup(other)
+        return "completed", None, side
+
+    def _channels(self) -> list[str]:
+        return [self.inbound, *self.outbound]
+
+    async def _finish(self, disposition: str, cause: int | None, side: str | None) -> None:
+        """Write each leg's end and the call's final disposition, with causes from ChannelDestroyed."""
+        self.finished = True
+        for channel_id in self._channels():
+            end = self.view.ended.get(channel_id)
+            await self._record("update_leg", channel_id, ended_at=(end.at if end else None) or utcnow(),
+                               hangup_cause=end.cause if end else None,
+                               hangup_cause_text=end.cause_text if end else None)
+        # The cause on the record is the one of the side that ended the call (else the caller's).
+        ended_first = self.view.ended.get(self.view.first_remote_end() or self.inbound)
+        cause_text = ended_first.cause_text if ended_first else None
+        if cause is None and ended_first is not None:
+            cause = ended_first.cause
+        await self._record("finish_call", self.id, disposition=disposition, hangup_cause=cause,
+                           hangup_cause_text=cause_text, hangup_side=side)
+        self.state = CallState.ENDED
+
+    async def _cleanup(self) -> None:
+        """Hang up what is left, destroy the bridge, and give Asterisk a moment to report final causes."""
+        for channel_id in self._channels():
+            if channel_id not in self.view.ended:
+                try:
+                    await self._hangup(channel_id)
+                except AriError as exc:
+                    log.warning("call %s: hangup of %s failed: %s", self.id, channel_id, exc)
+        if self.bridge_id:
+            try:
+                await self.ctx.rest.destroy_bridge(self.bridge_id)
+            except AriNotFound:
+                pass
+        await self._wait(lambda: True if all(self.view.ended.get(c) and self.view.ended[c].final
+                                             for c in self._channels()) else None, DESTROY_WAIT)
+
+
+def _new_call(call_id: str, s: Signaling, start_event: dict[str, Any]) -> NewCall:
+    return NewCall(
+        id=call_id, inbound_channel=s.channel_id, arrived_at=ari_time(start_event) or utcnow(),
+        caller_number=s.caller_number, caller_name=s.caller_name, dialed_number=s.dialed_number, trunk=s.trunk,
+        p_asserted_identity=s.p_asserted_identity, privacy=s.privacy, diversion=s.diversion,
+        p_charge_info=s.p_charge_info,
+    )

@@ -1,0 +1,82 @@
+"""The Ringpool service: storage, the ARI connection and the call manager, wired together.
+
+It knows nothing of HTTP; the admin API reads its status through ``status()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from ari_app.ari import AriClient
+from ari_app.call_manager import CallManager
+from ari_app.config import Settings
+from dialplan.destinations import dial_string
+from storage.async_store import AsyncCallStore
+
+log = logging.getLogger(__name__)
+
+
+class RingpoolService:
+    def __init__(self, settings: Settings, *, ari_password: str) -> None:
+        self.settings = settings
+        self.ari_password = ari_password
+        self.store = AsyncCallStore(settings.database)
+        self.client: AriClient | None = None
+        self.manager: CallManager | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.store.call("sync_catalog", *catalog_rows(self.settings))
+        ari = self.settings.ari
+        self.client = AriClient(ari.url, ari.username, self.ari_password, ari.app,
+                                on_event=self._on_event, on_connected=self._on_connected,
+                                on_disconnected=self._on_disconnected, start_events=False)
+        await self.client.__aenter__()
+        self.manager = CallManager(self.client.rest, self.store, self.settings)
+        self.client.events.start()
+        log.info("ARI app %r connecting to %s", ari.app, ari.url)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        assert self.manager is not None
+        self.manager.on_event(event)
+
+    async def _on_connected(self) -> None:
+        assert self.manager is not None and self.client is not None
+        log.info("ARI events connected (reconnects so far: %d); reconciling", self.client.events.reconnects)
+        await self.manager.reconcile()
+
+    async def _on_disconnected(self) -> None:
+        log.warning("ARI events disconnected; calls keep running in Asterisk, reconnecting")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        assert self.client is not None
+        return await self.client.events.wait_connected(timeout)
+
+    async def status(self) -> dict[str, Any]:
+        events = self.client.events if self.client else None
+        return {
+            "ari_connected": bool(events and events.connected),
+            "ari_reconnects": events.reconnects if events else 0,
+            "ari_last_error": events.last_error if events else None,
+            "database_ok": await self.store.healthy(),
+            "active_calls": self.manager.active_calls if self.manager else 0,
+        }
+
+    async def stop(self) -> None:
+        if self.manager:
+            await self.manager.shutdown()
+        if self.client:
+            await self.client.close()
+        await self.store.close()
+
+
+def catalog_rows(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    destinations = [{"name": d.name, "kind": d.kind, "dial_string": dial_string(d, settings.trunks)}
+                    for d in settings.destinations.values()]
+    campaigns = [{"name": c.name, "title": c.title, "destination": c.destination, "greeting": c.greeting,
+                  "ring_timeout": c.ring_timeout, "fallback_destination": c.fallback.destination,
+                  "fallback_message": c.fallback.message} for c in settings.campaigns.values()]
+    numbers = [asdict(n) for n in settings.numbers.values()]
+    return destinations, campaigns, numbers

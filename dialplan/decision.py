@@ -1,0 +1,51 @@
+"""The pre-answer decision: a pure function from signaling and configuration to an action and its reasons.
+
+Kept apart from the ARI code so it can be tested alone and extended (screening adds block lists, rules and
+scores here) without touching call handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ari_app.config import Campaign, Destination, Settings, TrackingNumber
+from dialplan.signaling import Signaling
+
+CAUSE_UNALLOCATED = 1  # Q.850 "unallocated number", sent by Asterisk as SIP 404 Not Found
+
+
+class Action(str, Enum):
+    PROCEED = "proceed"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class Route:
+    tracking_number: TrackingNumber
+    campaign: Campaign
+    destinations: tuple[Destination, ...]  # in order: primary, then fallback
+    fallback_message: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reasons: tuple[str, ...]
+    route: Route | None = None
+    hangup_cause: int | None = None
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def decide(signaling: Signaling, settings: Settings) -> Decision:
+    number = settings.numbers.get(signaling.dialed_number)
+    if number is None:
+        return Decision(Action.REJECT, ("dialed number is not a tracking number",),
+                        hangup_cause=CAUSE_UNALLOCATED)
+    campaign = settings.campaigns[number.campaign]
+    destinations = [settings.destinations[campaign.destination]]
+    if campaign.fallback.destination and campaign.fallback.destination != campaign.destination:
+        destinations.append(settings.destinations[campaign.fallback.destination])
+    route = Route(tracking_number=number, campaign=campaign, destinations=tuple(destinations),
+                  fallback_message=campaign.fallback.message)
+    return Decision(Action.PROCEED, (f"tracking number of campaign {campaign.name}",), route=route)
