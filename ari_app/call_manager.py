@@ -70,6 +70,8 @@ class CallManager:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Called by the event stream for each event, in order. Never blocks: it only enqueues."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event %s %s", event.get("type"), event_channel_ids(event))
         if event.get("type") == "StasisStart":
             channel = event.get("channel") or {}
             channel_id = channel.get("id")

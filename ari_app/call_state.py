@@ -79,6 +79,7 @@ class ChannelEnd:
     cause_text: str | None
     by_us: bool
     final: bool = False  # StasisEnd or ChannelDestroyed seen: no more events will come for it
+    destroyed: bool = False  # ChannelDestroyed seen: its cause is the final one
 
 
 @dataclass
@@ -91,6 +92,7 @@ class ChannelView:
     up: set[str] = field(default_factory=set)
     playbacks_done: set[str] = field(default_factory=set)
     hung_up_by_us: set[str] = field(default_factory=set)
+    in_stasis: set[str] = field(default_factory=set)
 
     def observe(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -109,7 +111,10 @@ class ChannelView:
                 end.cause_text = event.get("cause_txt") or end.cause_text
             if kind in ("ChannelDestroyed", "StasisEnd"):
                 end.final = True
+                end.destroyed = end.destroyed or kind == "ChannelDestroyed"
                 end.at = ari_time(event) or end.at
+        elif kind == "StasisStart" and channel_id:
+            self.in_stasis.add(channel_id)
         elif kind == "Dial":
             peer = (event.get("peer") or {}).get("id")
             status = event.get("dialstatus") or ""
@@ -120,9 +125,9 @@ class ChannelView:
         elif kind == "PlaybackFinished":
             self.playbacks_done.add((event.get("playback") or {}).get("id", ""))
 
-    def first_remote_end(self) -> str | None:
-        """The first channel that hung up by itself (not by Ringpool): who ended the call."""
+    def first_remote_end(self, among: tuple[str, ...] | None = None) -> str | None:
+        """The first channel (of ``among``, default all) that hung up by itself, not by Ringpool."""
         for channel_id in self.end_order:
-            if not self.ended[channel_id].by_us:
+            if not self.ended[channel_id].by_us and (among is None or channel_id in among):
                 return channel_id
         return None

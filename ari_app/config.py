@@ -286,6 +286,8 @@ def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
         line = lines[i] if i < len(lines) else s.line_of("numbers")
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not re.match(r"^\+?[0-9 ()-]{3,30}$", str(value)):
             raise ConfigError(s.file, line, f"{s.key}.numbers[{i}]", f"{value!r} is not a phone number")
+        if len(normalise_number(str(value))) < 3:  # "( -)" passes the pattern but has no digits
+            raise ConfigError(s.file, line, f"{s.key}.numbers[{i}]", f"{value!r} has fewer than 3 digits")
         numbers.append((normalise_number(str(value)), line))
     s.reject_unknown()
     return campaign, numbers
@@ -348,7 +350,7 @@ def load_settings(path: Path | str) -> Settings:
     destinations = _unique([(_read_destination(s), line) for s, line in top.items("destinations")],
                            path, "destinations", lambda d: d.name)
     for s, _line in top.items("destinations"):
-        dest = destinations[s.data["name"]]
+        dest = destinations[str(s.data["name"])]  # the name may have been read as a YAML int
         if dest.kind == "trunk":
             trunk = trunks.get(dest.trunk or "")
             if trunk is None:

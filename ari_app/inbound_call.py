@@ -31,6 +31,8 @@ T = TypeVar("T")
 PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
+CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.FAILED: 34}
+STASIS_WAIT = 5.0  # seconds for a created channel to enter the app before it can be dialled
 DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
 
 
@@ -221,7 +223,8 @@ class InboundCall:
                 await self.ctx.rest.answer(self.inbound)
                 await self._mark_answered()
             await self._play(route.fallback_message)
-        await self._hangup(self.inbound)
+        # An unanswered caller hears what happened: 486 busy, 480 no answer, 503 failure.
+        await self._hangup(self.inbound, CALLER_CAUSES.get(result, CAUSE_NORMAL))
         return result.value, last_cause, "destination"
 
     async def _record_decision(self, decision: Decision) -> None:
@@ -259,7 +262,13 @@ class InboundCall:
         await self._event("dial_started", destination=dest.name, attempt=attempt, leg=out_id)
         await self.ctx.rest.create_channel(endpoint, self.ctx.settings.ari.app, app_args=f"outbound,{self.id}",
                                            channel_id=out_id, originator=self.inbound)
-        await self.ctx.rest.dial(out_id, caller=self.inbound, timeout=ring_timeout)
+        # A created channel can only be dialled once it is in the app (its StasisStart).
+        ready = await self._wait(lambda: True if out_id in self.view.in_stasis or out_id in self.view.ended
+                                 or self._caller_gone() else None, STASIS_WAIT)
+        if self._caller_gone():
+            return DialResult.CALLER_GONE, None
+        if ready and out_id not in self.view.ended:
+            await self.ctx.rest.dial(out_id, caller=self.inbound, timeout=ring_timeout)
 
         def outcome() -> tuple[DialResult, int | None] | None:
             if self._caller_gone():
@@ -269,8 +278,9 @@ class InboundCall:
                 return result, None
             if out_id in self.view.up:
                 return DialResult.ANSWERED, None
-            if out_id in self.view.ended:
-                return result_from_cause(self.view.ended[out_id].cause), self.view.ended[out_id].cause
+            end = self.view.ended.get(out_id)
+            if end is not None and end.destroyed:  # earlier hang-up events may carry a provisional cause
+                return result_from_cause(end.cause), end.cause
             return None
 
         answer = await self._wait(outcome, ring_timeout + DIAL_GUARD) or (DialResult.NO_ANSWER, None)
@@ -308,8 +318,8 @@ class InboundCall:
 
     async def supervise_bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
         """Wait until either side hangs up, then end the other: also used for calls adopted after a restart."""
-        await self._wait(lambda: self.view.first_remote_end(), None)
-        first = self.view.first_remote_end()
+        legs = (self.inbound, out_id)
+        first = await self._wait(lambda: self.view.first_remote_end(legs), None)
         side = "caller" if first == self.inbound else "destination"
         other = out_id if first == self.inbound else self.inbound
         await self._event("hangup", side=side, channel=first)
@@ -328,7 +338,8 @@ class InboundCall:
                                hangup_cause=end.cause if end else None,
                                hangup_cause_text=end.cause_text if end else None)
         # The cause on the record is the one of the side that ended the call (else the caller's).
-        ended_first = self.view.ended.get(self.view.first_remote_end() or self.inbound)
+        bridged = (self.inbound, self.outbound[-1]) if self.outbound else (self.inbound,)
+        ended_first = self.view.ended.get(self.view.first_remote_end(bridged) or self.inbound)
         cause_text = ended_first.cause_text if ended_first else None
         if cause is None and ended_first is not None:
             cause = ended_first.cause

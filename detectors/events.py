@@ -37,6 +37,11 @@ class Event:
     duration: float
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # plain floats (detectors compute in numpy) rounded to 0.1 ms
+        self.start = round(float(self.start), 4)
+        self.duration = round(float(self.duration), 4)
+
     @property
     def end(self) -> float:
         return self.start + self.duration

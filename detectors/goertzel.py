@@ -64,7 +64,8 @@ class SlidingBins:
         self.S = {k: np.zeros((n, len(self.freqs[v.cols])), np.complex64) for k, v in windows.items()}
         self.S_prev = {k: v.copy() for k, v in self.S.items()}
         self.E = {k: np.zeros(n, np.float32) for k in windows}
-        self.Emin = {k: np.zeros(n, np.float32) for k in windows}
+        self.Emin = {k: np.zeros(n, np.float32) for k in windows}   # least 5 ms sub-block energy
+        self.Ehalf = {k: np.zeros(n, np.float32) for k in windows}  # least half-window energy
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """(..., L) float32 sub-blocks -> (..., F) complex bin values (unrotated)."""
@@ -103,7 +104,10 @@ class SlidingBins:
         self.ering[slot] = energy
         for name, spec in self.windows.items():
             idx = [(self.count - i) % self.depth for i in range(spec.n_sub)]
-            self.Emin[name] = self.ering[idx].min(axis=0)
+            e = self.ering[idx]
+            self.Emin[name] = e.min(axis=0)
+            h = spec.n_sub // 2
+            self.Ehalf[name] = np.minimum(e[:h].sum(axis=0), e[h:2 * h].sum(axis=0))
         self.count += 1
 
     def offset_hz(self, name: str, cols: np.ndarray | slice) -> np.ndarray:

@@ -204,6 +204,28 @@ def espeak(text: str, rate: int, voice: str = "ko", cache_dir: str | os.PathLike
     return read_wav(out)
 
 
+def detect_many(signals: list[np.ndarray], rate: int, frame: int | None = None, config=None) -> list[list]:
+    """Run every signal through one StreamBank (one stream each) and return each
+    stream's events; signals are zero-padded to a common length."""
+    from .bank import StreamBank
+
+    bank = StreamBank(len(signals), rate, config)
+    sub = bank.sub_len
+    n = max(len(s) for s in signals)
+    n = -(-n // sub) * sub + 10 * sub
+    x = np.zeros((len(signals), n), np.int16)
+    for i, s in enumerate(signals):
+        x[i, : len(s)] = s if s.dtype == np.int16 else pcm16(s)
+    frame = frame or 4 * sub
+    out: list[list] = [[] for _ in signals]
+    for k in range(0, n, frame):
+        for i, e in bank.process(x[:, k:k + frame]):
+            out[i].append(e)
+    for i in range(len(signals)):
+        out[i].extend(bank.close_stream(i))
+    return out
+
+
 def read_wav(path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert w.getsampwidth() == 2 and w.getnchannels() == 1

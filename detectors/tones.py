@@ -49,11 +49,12 @@ class ToneConfig:
     min_tone_dbfs: float = -45.0
     tone_share: float = 0.70          # tone energy / window energy
     steady_ratio: float = 0.25        # min 5 ms sub-block energy / mean in the window
+    steady_half_ratio: float = 0.70   # min half-window energy / mean half (50 ms windows)
     cng_tol_hz: float = 45.0          # T.30: 1100 +- 38 Hz
     ans_tol_hz: float = 20.0          # V.25: 2100 +- 15 Hz
     bell_tol_hz: float = 25.0
     sit_tol_pct: float = 1.5
-    v21_share: float = 0.55
+    v21_share: float = 0.70
     cng_burst_s: tuple[float, float] = (0.35, 0.90)
     answer_min_s: float = 0.50        # report an answer tone that lasted at least this
     answer_confirm_s: float = 1.00    # ... or as soon as it has lasted this (ongoing)
@@ -78,8 +79,12 @@ class _Clock:
         return (hop - self.c0[i]) * SUB_BLOCK_S
 
 
-def _steady(b: SlidingBins, name: str, ratio: float) -> np.ndarray:
+def _steady(b: SlidingBins, name: str, ratio: float, halves: bool = False) -> np.ndarray:
+    """Window fully inside a steady tone: every 5 ms sub-block (or, for beating
+    tone pairs, each half window) holds at least `ratio` of its fair share."""
     m = b.windows[name].n_sub
+    if halves:
+        return b.Ehalf[name] * 2 >= ratio * b.E[name]
     return b.Emin[name] * m >= ratio * b.E[name]
 
 
@@ -143,19 +148,22 @@ class ToneBank:
         fc = self.fax_cols
         off = b.offset_hz("w20", fc)
         p = b.tone_energy("w20", fc, off)
-        raw = b.tone_energy("w20", fc)
         E = b.E["w20"].astype(np.float64) + 1e-9
         steady = _steady(b, "w20", cfg.steady_ratio)
-        ok = steady & (p >= self.min_e20) & (p >= cfg.tone_share * E[:, None])
+        ok = steady[:, None] & (p >= self.min_e20) & (p >= cfg.tone_share * E[:, None])
         tol = np.array([cfg.cng_tol_hz, cfg.ans_tol_hz, cfg.bell_tol_hz, 0, 0])
         single = ok[:, :3] & (np.abs(off[:, :3]) <= tol[:3])
-        v21 = steady & (raw[:, 3] + raw[:, 4] >= cfg.v21_share * E) & (raw[:, 3] + raw[:, 4] >= self.min_e20)
+        # V.21 FSK: incoherent sum of the 5 ms sub-block bins (1650 and 1850 Hz are
+        # exactly one 200 Hz sub-block bin apart), since the coherent 20 ms bin
+        # is broken up by the phase jumps of the keying.
+        ms = self._fsk_energy()
+        v21 = steady & (ms[:, 0] + ms[:, 1] >= cfg.v21_share * E) & (ms[:, 0] + ms[:, 1] >= self.min_e20)
         lab = np.zeros(self.n, np.int64)
         for k in (2, 1, 0):
             lab = np.where(single[:, k], k + 1, lab)
         lab = np.where((lab == 0) & v21, 4, lab)
-        self.mark += np.where(lab == 4, raw[:, 3], 0)
-        self.space += np.where(lab == 4, raw[:, 4], 0)
+        self.mark += np.where(lab == 4, ms[:, 0], 0)
+        self.space += np.where(lab == 4, ms[:, 1], 0)
         self._track_2100(hop, off[:, 1], lab == 2)
         tr = self.fax.step(lab, hop)
         if tr is not None:
@@ -173,7 +181,7 @@ class ToneBank:
         cc = self.cp_cols
         q = b.tone_energy("w50", cc)
         E5 = b.E["w50"].astype(np.float64) + 1e-9
-        steady5 = _steady(b, "w50", cfg.steady_ratio)
+        steady5 = _steady(b, "w50", cfg.steady_half_ratio, halves=True)
         lab_cp = np.zeros(self.n, np.int64)
         best = np.zeros(self.n)
         for label, (a, c) in ((1, (0, 1)), (2, (1, 2)), (3, (2, 3))):
@@ -204,6 +212,14 @@ class ToneBank:
             out.extend(self._sit_transitions(tr))
         self.tone_now = (lab != 0) | (lab_cp != 0) | (lab_sit != 0)
         return out
+
+    def _fsk_energy(self) -> np.ndarray:
+        """(N, 2) energies at 1650/1850 Hz summed over the 20 ms window's sub-blocks."""
+        b = self.b
+        c = self.fax_cols.start + 3
+        idx = [(b.count - 1 - k) % b.depth for k in range(self.m20)]
+        y = b.ring[idx][:, :, c:c + 2]
+        return 2.0 * (np.abs(y) ** 2).sum(axis=0).astype(np.float64) / b.sub_len
 
     def _track_2100(self, hop: int, off2100: np.ndarray, in_ans: np.ndarray) -> None:
         """Sub-block 2100 Hz envelope (for ANSam) and phase-reversal counting."""
@@ -267,7 +283,9 @@ class ToneBank:
             idx = np.arange(s1 - n_env, s1) % self.env.shape[0]
             env = self.env[idx, i].astype(np.float64)
             t = np.arange(n_env) * SUB_BLOCK_S
-            depth = float(2 * np.abs(np.sum(env * np.exp(-2j * np.pi * 15 * t))) / max(env.sum(), 1e-9))
+            w = np.hanning(n_env)
+            ac = (env - env.mean()) * w
+            depth = float(2 * np.abs(np.sum(ac * np.exp(-2j * np.pi * 15 * t))) / max((env * w).sum(), 1e-9))
             am = depth >= cfg.ansam_min_depth
             rev = int(self.rev_count[i])
             variant = ("ansam" if am else "ans") + ("_pr" if rev else "")
@@ -316,8 +334,8 @@ class ToneBank:
                     h.cp_reported = kind
                     first = h.cp_first
                     out.append((i, Event(kind, round(first, 3), round(t0 + dur - first, 3),
-                                         {"cycles": h.cp_cycles + 1, "on_s": round(dur, 3),
-                                          "off_s": round(off, 3)})))
+                                         {"cycles": h.cp_cycles + 1, "on_s": round(float(dur), 3),
+                                          "off_s": round(float(off), 3)})))
             else:
                 h.cp_prev, h.cp_cycles, h.cp_reported = None, 0, None
         return out

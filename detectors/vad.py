@@ -23,7 +23,7 @@ FULL_SCALE_POWER = 32768.0 ** 2 / 2  # full-scale sine = 0 dBFS
 
 
 def power_dbfs(p: float) -> float:
-    return round(10 * np.log10(max(p, 1e-3) / FULL_SCALE_POWER), 1)
+    return round(float(10 * np.log10(max(p, 1e-3) / FULL_SCALE_POWER)), 1)
 
 
 @dataclass

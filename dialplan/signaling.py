@@ -38,7 +38,9 @@ class Signaling:
     @property
     def anonymous(self) -> bool:
         privacy = (self.privacy or "").lower()
-        return "id" in privacy or "user" in privacy or not self.caller_number
+        # a caller number without digits ("anonymous", "Restricted") is a withheld number too
+        number = self.caller_number or ""
+        return "id" in privacy or "user" in privacy or not any(ch.isdigit() for ch in number)
 
 
 def signaling_from_channel(channel: dict[str, Any]) -> Signaling:

@@ -15,9 +15,9 @@ from aiohttp import web
 
 from storage.async_store import AsyncCallStore
 from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
-from storage.db import parse_time
+from storage.db import format_time, parse_time
 
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 _NUMBER_RE = re.compile(r"^\+?[0-9]{1,20}$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
@@ -65,11 +65,11 @@ def _filter_from_query(query: Any) -> CallFilter:
         raise ValueError(f"unknown query parameter(s): {', '.join(unknown)}")
     f = CallFilter()
     if "campaign" in query:
-        if not _NAME_RE.match(query["campaign"]):
+        if not _NAME_RE.fullmatch(query["campaign"]):
             raise ValueError("campaign: expected a campaign name")
         f.campaign = query["campaign"]
     if "number" in query:
-        if not _NUMBER_RE.match(query["number"]):
+        if not _NUMBER_RE.fullmatch(query["number"]):
             raise ValueError("number: expected digits with an optional leading +")
         f.number = query["number"].lstrip("+")
     if "disposition" in query:
@@ -79,12 +79,16 @@ def _filter_from_query(query: Any) -> CallFilter:
     for key in ("since", "until"):
         if key in query:
             value = query[key]
-            if not _TIME_RE.match(value):
+            if not _TIME_RE.fullmatch(value):
                 raise ValueError(f"{key}: expected UTC time like 2026-01-31T12:00:00Z")
-            parse_time(value if "." in value else value[:-1] + ".000Z")
-            setattr(f, key, value if "." in value else value[:-1] + ".000Z")
+            try:
+                moment = parse_time(value if "." in value else value[:-1] + ".000Z")
+            except ValueError:
+                raise ValueError(f"{key}: not a valid date and time") from None
+            # stored times are compared as text, so use the exact stored form (3 fraction digits)
+            setattr(f, key, format_time(moment))
     if "limit" in query:
-        if not query["limit"].isdigit() or not 1 <= int(query["limit"]) <= 500:
+        if not re.fullmatch(r"[0-9]{1,3}", query["limit"]) or not 1 <= int(query["limit"]) <= 500:
             raise ValueError("limit: a whole number from 1 to 500")
         f.limit = int(query["limit"])
     if "cursor" in query:
@@ -114,7 +118,7 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
 
     async def get_call(request: web.Request) -> web.Response:
         call_id = request.match_info["call_id"]
-        if not _ID_RE.match(call_id):
+        if not _ID_RE.fullmatch(call_id):
             return _error(400, "call id: letters, digits, '.', '_' and '-' only")
         call = await deps.store.call("get_call", call_id)
         if call is None:

@@ -1,0 +1,262 @@
+"""The real stack for scenario tests: the bundled Asterisk, the Ringpool app as a subprocess (so a test can
+kill it), SIPp UAS processes as destinations (answering, busy, never answering) and SIPp UAC callers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from ari_app.asterisk_config import render_all
+from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
+from ari_app.config import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+SIPP_DIR = REPO / "tests" / "sipp"
+ARI_PASSWORD = "integration-ari-password-0123456789"
+ADMIN_TOKEN = "integration-admin-token-0123456789abcdef"
+
+NUMBERS = {
+    "greeted": "15550001001",   # greeting, then the answering desk
+    "plain": "15550001002",     # no greeting: ring, answer when the desk answers
+    "busy": "15550001003",      # desk always busy, no fallback destination
+    "noanswer": "15550001004",  # desk never answers, 3 s ring timeout
+    "fallback": "15550001005",  # busy desk, then the answering desk
+    "slow": "15550001006",      # greeting, then a desk that rings for 30 s
+    "message": "15550001007",   # busy desk, then a fallback message
+}
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_tcp_port() -> int:
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+CONFIG = """
+state_dir: {state}
+asterisk:
+  bundled: false
+  sip_port: {sip}
+  http_port: {http}
+  rtp_start: {rtp_start}
+  rtp_end: {rtp_end}
+ari:
+  password: {ari_password}
+admin:
+  port: {admin}
+  token: {token}
+trunks:
+  - name: carrier
+    match: [127.0.0.1/32]
+destinations:
+  - {{name: desk, host: 127.0.0.1, port: {uas_answer}}}
+  - {{name: busy-desk, host: 127.0.0.1, port: {uas_busy}}}
+  - {{name: silent-desk, host: 127.0.0.1, port: {uas_noanswer}}}
+campaigns:
+  - {{name: greeted, greeting: hello-world, destination: desk, numbers: ["{greeted}"]}}
+  - {{name: plain, destination: desk, numbers: ["{plain}"]}}
+  - {{name: busy, destination: busy-desk, numbers: ["{busy}"]}}
+  - {{name: noanswer, destination: silent-desk, ring_timeout: 3, numbers: ["{noanswer}"]}}
+  - {{name: fallback, destination: busy-desk, fallback: {{destination: desk}}, numbers: ["{fallback}"]}}
+  - {{name: slow, greeting: hello-world, destination: silent-desk, ring_timeout: 30, numbers: ["{slow}"]}}
+  - {{name: message, destination: busy-desk, fallback: {{message: vm-nobodyavail}}, numbers: ["{message}"]}}
+"""
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    config: Path
+    sip_port: int
+    admin_port: int
+    asterisk: BundledAsterisk
+    loop: asyncio.AbstractEventLoop
+    app: subprocess.Popen | None = None
+    uas: list[subprocess.Popen] = field(default_factory=list)
+
+    # --- the app ------------------------------------------------------------------------------------------
+
+    def start_app(self) -> None:
+        log = open(self.tmp / "app.log", "ab")
+        self.app = subprocess.Popen(
+            [sys.executable, "-m", "ari_app", "--config", str(self.config),
+             "--log-level", os.environ.get("RINGPOOL_TEST_LOG_LEVEL", "INFO"), "run"], cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.wait_healthy()
+
+    def kill_app(self) -> None:
+        if self.app and self.app.poll() is None:
+            os.killpg(self.app.pid, signal.SIGKILL)
+            self.app.wait(10)
+
+    def stop_app(self) -> None:
+        if self.app and self.app.poll() is None:
+            self.app.send_signal(signal.SIGTERM)
+            try:
+                self.app.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill_app()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/healthz", timeout=2) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def wait_healthy(self, timeout: float = 30.0, min_reconnects: int = 0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.app and self.app.poll() is not None:
+                raise AssertionError(f"app exited with {self.app.returncode}:\n{self.app_log()}")
+            try:
+                status, body = self.health()
+                last = body
+                if status == 200 and body.get("ari_reconnects", 0) >= min_reconnects:
+                    return body
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"app not healthy after {timeout} s (last {last}):\n{self.app_log()}")
+
+    def app_log(self) -> str:
+        path = self.tmp / "app.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-40:]) if path.exists() else ""
+
+    # --- Asterisk -----------------------------------------------------------------------------------------
+
+    def restart_asterisk(self) -> None:
+        self.loop.run_until_complete(self.asterisk.stop())
+        self.loop.run_until_complete(self.asterisk.start())
+
+    def asterisk_cli(self, command: str) -> str:
+        return self.loop.run_until_complete(self.asterisk.cli(command))
+
+    # --- the API ------------------------------------------------------------------------------------------
+
+    def api(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def calls_since(self, since: str, number: str) -> list[dict[str, Any]]:
+        status, body = self.api(f"/api/v1/calls?number={number}&since={since}")
+        assert status == 200, body
+        return body["calls"]
+
+    def wait_call(self, since: str, number: str, until: Callable[[dict[str, Any]], bool] = lambda c: bool(c["ended_at"]),
+                  timeout: float = 20.0) -> dict[str, Any]:
+        """The first call to ``number`` since ``since`` once ``until`` holds, with legs and events."""
+        deadline = time.monotonic() + timeout
+        calls: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            calls = self.calls_since(since, number)
+            if calls and until(calls[-1]):
+                status, call = self.api(f"/api/v1/calls/{calls[-1]['id']}")
+                assert status == 200
+                return call
+            time.sleep(0.2)
+        raise AssertionError(f"no matching call to {number} after {timeout} s: {calls}\n{self.app_log()}")
+
+    # --- SIPp ---------------------------------------------------------------------------------------------
+
+    def sipp(self, number: str, *, scenario: str = "uac_call.xml", hold_ms: int = 1500, source_ip: str = "127.0.0.1",
+             caller: str = "15557770123", keys: dict[str, str] | None = None, timeout: int = 40,
+             background: bool = False) -> subprocess.Popen | subprocess.CompletedProcess:
+        values = {"caller": caller, "caller_name": "Test Caller", "pai": f"<sip:{caller}@carrier.example>",
+                  "privacy": "none", "diversion": "<sip:15550009999@carrier.example>;reason=unconditional",
+                  "charge": "<sip:15550008888@carrier.example>"} | (keys or {})
+        command = ["sipp", f"127.0.0.1:{self.sip_port}", "-sf", str(SIPP_DIR / scenario), "-s", number, "-m", "1",
+                   "-d", str(hold_ms), "-i", source_ip, "-p", str(free_port()), "-mp", str(free_port()),
+                   "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err",
+                   "-error_file", str(self.tmp / f"sipp-{number}-{time.monotonic_ns()}.err")]
+        for key, value in values.items():
+            command += ["-key", key, value]
+        if background:
+            return subprocess.Popen(command, cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.run(command, cwd=self.tmp, capture_output=True, timeout=timeout + 10)
+
+
+def utc_now_iso() -> str:
+    now = time.time() - 0.5
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    tmp = tmp_path_factory.mktemp("stack")
+    root = default_root()
+    ensure_installed(root)
+    ports = {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
+             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port()}
+    rtp_start = 30000 + (os.getpid() % 200) * 100
+    config = tmp / "ringpool.yaml"
+    config.write_text(CONFIG.format(state=tmp / "state", rtp_start=rtp_start, rtp_end=rtp_start + 99,
+                                    ari_password=ARI_PASSWORD, token=ADMIN_TOKEN, **ports, **NUMBERS))
+    settings = load_settings(config)
+    run_dir = tmp / "asterisk"
+    loop = asyncio.new_event_loop()
+    asterisk = BundledAsterisk(root, run_dir, http_port=ports["http"], ari_user=settings.ari.username,
+                               ari_password=ARI_PASSWORD)
+    asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=ARI_PASSWORD))
+    loop.run_until_complete(asterisk.start())
+    stack = Stack(tmp=tmp, config=config, sip_port=ports["sip"], admin_port=ports["admin"], asterisk=asterisk, loop=loop)
+    try:
+        for port, scenario in ((ports["uas_answer"], ["-sn", "uas"]),
+                               (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),
+                               (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")])):
+            stack.uas.append(subprocess.Popen(
+                ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(free_port()), "-nostdin"],
+                cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        stack.start_app()
+        yield stack
+    finally:
+        stack.stop_app()
+        for uas in stack.uas:
+            uas.kill()
+            uas.wait()
+        loop.run_until_complete(asterisk.stop())
+        loop.close()
+
+
+@pytest.fixture
+def app(stack: Stack) -> Stack:
+    """The stack with the app and Asterisk known to be up (a previous test may have killed either)."""
+    if stack.asterisk.process is None or stack.asterisk.process.returncode is not None:
+        stack.loop.run_until_complete(stack.asterisk.start())
+    if stack.app is None or stack.app.poll() is not None:
+        stack.start_app()
+    stack.wait_healthy()
+    return stack
