@@ -20,11 +20,11 @@ from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall
 from storage.async_store import AsyncCallStore
 from storage.calls import NewCall
-from storage.db import format_time, utcnow
+from storage.db import format_time, parse_time, utcnow
 
 log = logging.getLogger(__name__)
 
-FALLBACK_FAMILY = "ringpool_fallback"
+FALLBACK_INDEX = "RINGPOOL_FB"
 CAUSE_CONGESTION = 34
 
 
@@ -168,34 +168,45 @@ class CallManager:
         log.info("call %s: finalised after restart as %s", record["id"], disposition)
 
     async def import_fallback_calls(self) -> int:
-        """Record calls the dialplan refused while the app was away (kept in AstDB by the dialplan)."""
-        keys = await self.rest.get_global_variable(f"DB_KEYS({FALLBACK_FAMILY})")
-        count = 0
-        for unique_id in filter(None, (keys or "").split(",")):
-            value = await self.rest.get_global_variable(f"DB({FALLBACK_FAMILY}/{unique_id})") or ""
-            epoch, status, caller, exten = (value.split("|") + ["", "", "", ""])[:4]
-            call_id = f"fallback-{unique_id}"
-            try:
-                arrived = format_time(datetime.fromtimestamp(int(epoch), timezone.utc))
-            except ValueError:
-                arrived = utcnow()
-            dialed = normalise_number(exten)
-            number = self.settings.numbers.get(dialed)
-            if await self.store.call("get_call", call_id) is None:
-                await self.store.call("create_call", NewCall(
-                    id=call_id, inbound_channel=unique_id, arrived_at=arrived, caller_number=caller or None,
-                    dialed_number=dialed, state="ended"))
-                await self.store.call("update_call", call_id, decision="app_unavailable",
-                                      decision_reasons=[f"Stasis() returned {status or 'FAILED'}"],
-                                      campaign=number.campaign if number else None)
-                await self.store.call("finish_call", call_id, disposition="unavailable", ended_at=arrived,
-                                      hangup_cause=CAUSE_CONGESTION, hangup_side="ringpool",
-                                      end_observed="dialplan_fallback")
-            await self.rest.get_global_variable(f"DB_DELETE({FALLBACK_FAMILY}/{unique_id})")
-            count += 1
-        if count:
-            log.warning("recorded %d call(s) refused by the dialplan while the app was unavailable", count)
-        return count
+        """Record calls the dialplan refused while the app was away.
+
+        The dialplan keeps each in a global variable RINGPOOL_FB_<id> and appends <id> to RINGPOOL_FB
+        (ARI can read and clear globals, not AstDB). Records are keyed by the Asterisk unique id, so an
+        import repeated after a crash half-way never duplicates a call.
+        """
+        index = await self.rest.get_global_variable(FALLBACK_INDEX) or ""
+        ids = [i for i in index.split(",") if i]
+        for unique_id in ids:
+            value = await self.rest.get_global_variable(f"{FALLBACK_INDEX}_{unique_id}")
+            if value:
+                await self._record_fallback_call(unique_id, value)
+                await self.rest.set_global_variable(f"{FALLBACK_INDEX}_{unique_id}", None)
+        if ids:
+            # Keep whatever the dialplan appended since the index was read.
+            current = await self.rest.get_global_variable(FALLBACK_INDEX) or ""
+            await self.rest.set_global_variable(FALLBACK_INDEX, current[len(index):] if current.startswith(index) else current)
+            log.warning("recorded %d call(s) refused by the dialplan while the app was unavailable", len(ids))
+        return len(ids)
+
+    async def _record_fallback_call(self, unique_id: str, value: str) -> None:
+        when, status, caller, exten = (value.split("|") + ["", "", "", ""])[:4]
+        call_id = f"fallback-{unique_id}"
+        if await self.store.call("get_call", call_id) is not None:
+            return
+        try:
+            arrived = format_time(parse_time(when))
+        except ValueError:
+            arrived = utcnow()
+        dialed = normalise_number(exten)
+        number = self.settings.numbers.get(dialed)
+        await self.store.call("create_call", NewCall(
+            id=call_id, inbound_channel=unique_id.replace("_", "."), arrived_at=arrived,
+            caller_number=caller or None, dialed_number=dialed, state="ended"))
+        await self.store.call("update_call", call_id, decision="app_unavailable",
+                              decision_reasons=[f"Stasis() returned {status or 'FAILED'}"],
+                              campaign=number.campaign if number else None)
+        await self.store.call("finish_call", call_id, disposition="unavailable", ended_at=arrived,
+                              hangup_cause=CAUSE_CONGESTION, hangup_side="ringpool", end_observed="dialplan_fallback")
 
     # --- shutdown ----------------------------------------------------------------------------------------
 

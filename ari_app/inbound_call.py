@@ -163,7 +163,10 @@ class InboundCall:
         except AriError as exc:
             log.warning("call %s: ARI error: %s", self.id, exc)
             await self._safe(self._event("error", message=str(exc)))
-            disposition = "abandoned" if self._caller_gone() else "failed"
+            if self.state == CallState.BRIDGED:
+                disposition = "completed"
+            else:
+                disposition = "abandoned" if self._caller_gone() else "failed"
         except Exception:
             log.exception("call %s: unexpected error", self.id)
             await self._safe(self._event("error", message="internal error, see log"))
@@ -323,7 +326,10 @@ class InboundCall:
         side = "caller" if first == self.inbound else "destination"
         other = out_id if first == self.inbound else self.inbound
         await self._event("hangup", side=side, channel=first)
-        await self._hangup(other)
+        try:
+            await self._hangup(other)
+        except AriError as exc:  # e.g. Asterisk itself is going away; cleanup retries
+            log.warning("call %s: hangup of %s failed: %s", self.id, other, exc)
         return "completed", None, side
 
     def _channels(self) -> list[str]:

@@ -17,6 +17,7 @@ def load_or_create_secret(state_dir: Path, name: str, *, nbytes: int = 32) -> st
             return value
     value = secrets.token_urlsafe(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an empty file with a looser mode was already there
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value
