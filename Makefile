@@ -1,0 +1,47 @@
+# Ringpool: `make run` and `make test` set up everything they need on a fresh Debian machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test unit integration deps system-deps asterisk venv call bench check-config clean
+
+run: deps
+	@bash scripts/run.sh
+
+test: deps
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: venv
+	$(BIN)/pytest -q -m "not integration" -p no:cacheprovider
+
+integration: deps
+	$(BIN)/pytest -q -m integration -p no:cacheprovider
+
+deps: system-deps venv asterisk
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+asterisk: system-deps
+	@bash scripts/install-asterisk.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+call: venv
+	@bash scripts/call.sh $(or $(NUMBER),15550100001) $(or $(HOLD),4000)
+
+bench: deps
+	$(BIN)/python bench/call_setup.py
+
+check-config: venv
+	$(BIN)/python -m ari_app --config $(or $(CONFIG),config/ringpool.yaml) check-config
+
+clean:
+	rm -rf $(VENV) var *.egg-info
