@@ -25,6 +25,7 @@ class RingpoolService:
         self.store = AsyncCallStore(settings.database)
         self.client: AriClient | None = None
         self.manager: CallManager | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         await self.store.open()
@@ -48,6 +49,8 @@ class RingpoolService:
         await self.manager.reconcile()
 
     async def _on_disconnected(self) -> None:
+        if self._stopping:
+            return
         log.warning("ARI events disconnected; calls keep running in Asterisk, reconnecting")
 
     async def wait_connected(self, timeout: float) -> bool:
@@ -65,6 +68,7 @@ class RingpoolService:
         }
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.manager:
             await self.manager.shutdown()
         if self.client:
