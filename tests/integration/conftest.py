@@ -36,6 +36,7 @@ NUMBERS = {
     "fallback": "15550001005",  # busy desk, then the answering desk
     "slow": "15550001006",      # greeting, then a desk that rings for 30 s
     "message": "15550001007",   # busy desk, then a fallback message
+    "hangup": "15550001008",    # a desk that answers and hangs up after 1.5 s
 }
 
 
@@ -77,6 +78,7 @@ destinations:
   - {{name: desk, host: 127.0.0.1, port: {uas_answer}}}
   - {{name: busy-desk, host: 127.0.0.1, port: {uas_busy}}}
   - {{name: silent-desk, host: 127.0.0.1, port: {uas_noanswer}}}
+  - {{name: hangup-desk, host: 127.0.0.1, port: {uas_bye}}}
 campaigns:
   - {{name: greeted, greeting: hello-world, destination: desk, numbers: ["{greeted}"]}}
   - {{name: plain, destination: desk, numbers: ["{plain}"]}}
@@ -85,6 +87,7 @@ campaigns:
   - {{name: fallback, destination: busy-desk, fallback: {{destination: desk}}, numbers: ["{fallback}"]}}
   - {{name: slow, greeting: hello-world, destination: silent-desk, ring_timeout: 30, numbers: ["{slow}"]}}
   - {{name: message, destination: busy-desk, fallback: {{message: vm-nobodyavail}}, numbers: ["{message}"]}}
+  - {{name: hangup, destination: hangup-desk, numbers: ["{hangup}"]}}
 """
 
 
@@ -220,7 +223,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     root = default_root()
     ensure_installed(root)
     ports = {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
-             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port()}
+             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port()}
     rtp_start = 30000 + (os.getpid() % 200) * 100
     config = tmp / "ringpool.yaml"
     config.write_text(CONFIG.format(state=tmp / "state", rtp_start=rtp_start, rtp_end=rtp_start + 99,
@@ -236,7 +239,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     try:
         for port, scenario in ((ports["uas_answer"], ["-sn", "uas"]),
                                (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),
-                               (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")])):
+                               (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
+                               (ports["uas_bye"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "1500"])):
             stack.uas.append(subprocess.Popen(
                 ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(free_port()), "-nostdin"],
                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

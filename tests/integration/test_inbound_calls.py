@@ -41,6 +41,30 @@ def test_bridged_call_is_recorded_completely(app: Stack) -> None:
                            "dial_started", "dial_result", "bridged", "hangup", "ended"]
 
 
+def test_destination_hanging_up_ends_the_caller_leg(app: Stack) -> None:
+    since = utc_now_iso()
+    result = app.sipp(NUMBERS["hangup"], scenario="uac_call_remote_bye.xml", timeout=20)
+    assert result.returncode == 0, "the caller received the BYE when the desk hung up"
+    call = app.wait_call(since, NUMBERS["hangup"])
+    assert call["disposition"] == "completed"
+    assert call["hangup_side"] == "destination" and call["hangup_cause"] == 16
+    assert 1.0 < call["talk_seconds"] < 3.0
+
+
+def test_odd_signaling_is_stored_safely(app: Stack) -> None:
+    since = utc_now_iso()
+    odd = {"pai": '"Robert\'); DROP TABLE calls;--" <sip:+1555@x>;' + "x" * 900,
+           "diversion": "<sip:1@x>, <sip:2@x>;reason=\"deflection\", \u00e9\u00e8 garbage ;;;",
+           "privacy": "id;header;user;critical", "charge": "%00%ff not-a-uri"}
+    assert app.sipp(NUMBERS["plain"], hold_ms=800, keys=odd).returncode == 0
+    call = app.wait_call(since, NUMBERS["plain"])
+    assert call["disposition"] == "completed"
+    assert call["p_asserted_identity"].startswith('"Robert\'); DROP TABLE calls;--"')
+    assert len(call["p_asserted_identity"]) == 512
+    assert call["privacy"] == "id;header;user;critical"
+    assert app.api("/api/v1/calls?limit=1")[0] == 200, "the calls table is still there"
+
+
 def test_call_without_greeting_answers_only_when_destination_answers(app: Stack) -> None:
     since = utc_now_iso()
     assert app.sipp(NUMBERS["plain"], hold_ms=1000).returncode == 0

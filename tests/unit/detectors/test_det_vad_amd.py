@@ -87,7 +87,7 @@ def test_amd_decisions_and_causes():
     assert (d["status"], d["cause"]) == ("MACHINE", "LONGGREETING-1500-1500")
     d = amd(sil(4.0))
     assert (d["status"], d["cause"]) == ("MACHINE", "INITIALSILENCE-2500-2500")
-    burst = np.concatenate([voice(0.08, rng), sil(0.04)])
+    burst = np.concatenate([voice(0.08, rng), sil(0.06)])
     d = amd(np.tile(burst, 50))
     assert (d["status"], d["cause"]) == ("NOTSURE", "TOOLONG-5000")
     d = amd(np.concatenate([sil(0.3), voice(0.5, rng), sil(1.5)]), AMDParams(after_greeting_silence=1200))
