@@ -86,7 +86,7 @@ class CallManager:
             else:
                 # An app-created channel no live call owns (left over from before a restart).
                 log.info("hanging up orphan channel %s (args %s)", channel_id, args)
-                asyncio.ensure_future(self._hangup_quietly(channel_id))
+                self._background(self._hangup_quietly(channel_id))
             return
         delivered: set[int] = set()
         for channel_id in event_channel_ids(event):
@@ -99,6 +99,11 @@ class CallManager:
         call = InboundCall(self.ctx, uuid.uuid4().hex, channel, event)
         self._spawn(call, call.run())
         return call
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _hangup_quietly(self, channel_id: str) -> None:
         try:
@@ -113,17 +118,26 @@ class CallManager:
         async with self._reconcile_lock:
             channels = {c["id"]: c for c in await self.rest.list_channels()}
             for call in list(self.calls.values()):
-                for channel_id in [call.inbound, *call.outbound]:
-                    if channel_id not in channels:
-                        call.deliver({"type": "ChannelDestroyed", "channel": {"id": channel_id},
-                                      "timestamp": None, "cause": None, "reconciled": True})
+                self._replay_missed(call, channels)
+            handled: set[str] = set()
             for record in await self.store.call("open_calls"):
                 if record["id"] not in self.calls:
-                    await self._recover(record, channels)
+                    handled |= await self._recover(record, channels)
             for channel in channels.values():
-                if channel["id"] not in self.by_channel and self._in_our_app(channel):
+                if channel["id"] not in self.by_channel and channel["id"] not in handled and self._in_our_app(channel):
                     await self._take_unknown(channel)
             await self.import_fallback_calls()
+
+    @staticmethod
+    def _replay_missed(call: InboundCall, channels: dict[str, Any]) -> None:
+        """Events a live call may have missed during a WebSocket gap, rebuilt from channel snapshots."""
+        for channel_id in call.channels():
+            snapshot = channels.get(channel_id)
+            if snapshot is None:
+                call.deliver({"type": "ChannelDestroyed", "channel": {"id": channel_id},
+                              "timestamp": None, "cause": None, "reconciled": True})
+            elif snapshot.get("state") == "Up":
+                call.deliver({"type": "ChannelStateChange", "channel": snapshot, "reconciled": True})
 
     def _in_our_app(self, channel: dict[str, Any]) -> bool:
         dialplan = channel.get("dialplan") or {}
@@ -140,7 +154,8 @@ class CallManager:
         else:
             await self._hangup_quietly(channel["id"])
 
-    async def _recover(self, record: dict[str, Any], channels: dict[str, Any]) -> None:
+    async def _recover(self, record: dict[str, Any], channels: dict[str, Any]) -> set[str]:
+        """Adopt or close one open record; returns the channels it dealt with."""
         inbound = record["inbound_channel"]
         outbound_alive = [leg["channel_id"] for leg in record["legs"]
                           if leg["role"] == "outbound" and leg["channel_id"] in channels]
@@ -149,7 +164,7 @@ class CallManager:
             call = InboundCall(self.ctx, record["id"], channels[inbound], {})
             self.own(outbound_alive[-1], call)
             self._spawn(call, call.run_adopted(outbound_alive[-1]))
-            return
+            return {inbound, outbound_alive[-1]}
         # Not recoverable mid-flow (events were lost): end what is left and close the record.
         for channel_id in [inbound, *outbound_alive]:
             if channel_id in channels:
@@ -166,6 +181,7 @@ class CallManager:
         await self.store.call("finish_call", record["id"], disposition=disposition,
                               hangup_side="ringpool" if caller_still_there else None, end_observed="reconciled")
         log.info("call %s: finalised after restart as %s", record["id"], disposition)
+        return {inbound, *outbound_alive}
 
     async def import_fallback_calls(self) -> int:
         """Record calls the dialplan refused while the app was away.

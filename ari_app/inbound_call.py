@@ -68,7 +68,7 @@ class InboundCall:
         self.outbound: list[str] = []
         self.bridge_id: str | None = None
         self.finished = False
-        self._first_command_done = False
+        self.decision_latency_ms: float | None = None
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -107,20 +107,23 @@ class InboundCall:
         return self.inbound in self.view.ended
 
     async def _first_command(self, command: Awaitable[Any]) -> Any:
-        """Measure the pre-answer decision latency: StasisStart's own timestamp to the first command sent."""
-        if not self._first_command_done:
-            self._first_command_done = True
-            raw = self.start_event.get("timestamp")
-            if raw:
-                try:
-                    started = datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-                    latency_ms = round((time.time() - started) * 1000, 3)
-                    asyncio.ensure_future(self._record("update_call", self.id, decision_latency_ms=latency_ms))
-                    if self.ctx.on_latency:
-                        self.ctx.on_latency(latency_ms)
-                except ValueError:
-                    pass
-        return await command
+        """Send the call's first command, measuring the pre-answer decision latency on the way:
+        from StasisStart's own timestamp to the moment the command is sent."""
+        latency_ms = None
+        started = self.start_event.get("timestamp")
+        if started:
+            try:
+                sent = time.time()
+                latency_ms = round((sent - datetime.strptime(started, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()) * 1000, 3)
+            except ValueError:
+                pass
+        result = await command
+        if latency_ms is not None:
+            self.decision_latency_ms = latency_ms
+            if self.ctx.on_latency:
+                self.ctx.on_latency(latency_ms)
+            await self._record("update_call", self.id, decision_latency_ms=latency_ms)
+        return result
 
     async def _hangup(self, channel_id: str, cause: int = CAUSE_NORMAL) -> None:
         self.view.hung_up_by_us.add(channel_id)
@@ -174,7 +177,7 @@ class InboundCall:
             if not self.finished:
                 await self._safe(self._cleanup())
                 await self._safe(self._finish(disposition, cause, side))
-                for channel_id in self._channels():
+                for channel_id in self.channels():
                     self.ctx.registry.disown(channel_id)
 
     async def _safe(self, coro: Awaitable[Any]) -> None:
@@ -191,6 +194,8 @@ class InboundCall:
             return await self._act(decision)
         finally:
             await recorded
+            if self.decision_latency_ms is not None:
+                await self._record("update_call", self.id, decision_latency_ms=self.decision_latency_ms)
 
     async def _act(self, decision: Decision) -> tuple[str, int | None, str | None]:
         if decision.action is Action.REJECT:
@@ -332,13 +337,14 @@ class InboundCall:
             log.warning("call %s: hangup of %s failed: %s", self.id, other, exc)
         return "completed", None, side
 
-    def _channels(self) -> list[str]:
+    def channels(self) -> list[str]:
+        """Every channel this call owns."""
         return [self.inbound, *self.outbound]
 
     async def _finish(self, disposition: str, cause: int | None, side: str | None) -> None:
         """Write each leg's end and the call's final disposition, with causes from ChannelDestroyed."""
         self.finished = True
-        for channel_id in self._channels():
+        for channel_id in self.channels():
             end = self.view.ended.get(channel_id)
             await self._record("update_leg", channel_id, ended_at=(end.at if end else None) or utcnow(),
                                hangup_cause=end.cause if end else None,
@@ -355,7 +361,7 @@ class InboundCall:
 
     async def _cleanup(self) -> None:
         """Hang up what is left, destroy the bridge, and give Asterisk a moment to report final causes."""
-        for channel_id in self._channels():
+        for channel_id in self.channels():
             if channel_id not in self.view.ended:
                 try:
                     await self._hangup(channel_id)
@@ -367,7 +373,7 @@ class InboundCall:
             except AriNotFound:
                 pass
         await self._wait(lambda: True if all(self.view.ended.get(c) and self.view.ended[c].final
-                                             for c in self._channels()) else None, DESTROY_WAIT)
+                                             for c in self.channels()) else None, DESTROY_WAIT)
 
 
 def _new_call(call_id: str, s: Signaling, start_event: dict[str, Any]) -> NewCall:
