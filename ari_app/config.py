@@ -320,7 +320,7 @@ def load_settings(path: Path | str) -> Settings:
         sip_port=_port(ast, "sip_port", 5060),
         http_port=_port(ast, "http_port", 8088),
         rtp_start=_port(ast, "rtp_start", 20000),
-        rtp_end=_port(ast, "rtp_end", 20999),
+        rtp_end=_port(ast, "rtp_end", 29999),
     )
     if asterisk.rtp_end <= asterisk.rtp_start:
         raise ast.error("rtp_end", "must be above rtp_start")

@@ -22,7 +22,7 @@ from dialplan.decision import Action, Decision, decide
 from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
 from storage.async_store import AsyncCallStore
-from storage.calls import NewCall
+from storage.calls import NewCall, NewLeg
 from storage.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,21 @@ class InboundCall:
     def deliver(self, event: dict[str, Any]) -> None:
         self.queue.put_nowait(event)
 
-    async def _record(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self.ctx.store.call(method, *args, **kwargs)
+    def _write(self, *, call: dict[str, Any] | None = None, new_legs: list[NewLeg] = (),
+               legs: dict[str, dict[str, Any]] | None = None, events: list[tuple[str, dict[str, Any] | None]] = ()) -> None:
+        """Queue one step of the record (one transaction). The call does not wait for it: writes keep
+        their order on the storage thread, and finishing the record awaits them all."""
+        now = utcnow()
+        self.ctx.store.submit("apply", self.id, call=call, new_legs=list(new_legs), legs=legs,
+                              events=[(kind, now, data) for kind, data in events])
 
-    async def _event(self, kind: str, **data: Any) -> None:
-        await self._record("add_event", self.id, kind, data or None)
+    def _event(self, kind: str, **data: Any) -> None:
+        self._write(events=[(kind, data or None)])
 
-    async def _set_state(self, state: CallState, **fields: Any) -> None:
+    def _set_state(self, state: CallState, *, event: tuple[str, dict[str, Any] | None] | None = None,
+                   **fields: Any) -> None:
         self.state = state
-        await self._record("update_call", self.id, state=state.value, **fields)
+        self._write(call={"state": state.value, **fields}, events=[event] if event else [])
         log.info("call %s: %s", self.id, state.value)
 
     async def _wait(self, condition: Callable[[], T | None], timeout: float | None) -> T | None:
@@ -122,7 +128,7 @@ class InboundCall:
             self.decision_latency_ms = latency_ms
             if self.ctx.on_latency:
                 self.ctx.on_latency(latency_ms)
-            await self._record("update_call", self.id, decision_latency_ms=latency_ms)
+            self._write(call={"decision_latency_ms": latency_ms})
         return result
 
     async def _hangup(self, channel_id: str, cause: int = CAUSE_NORMAL) -> None:
@@ -139,7 +145,8 @@ class InboundCall:
 
         async def flow() -> tuple[str, int | None, str | None]:
             signaling = signaling_from_channel(self.channel)
-            await self._record("create_call", _new_call(self.id, signaling, self.start_event))
+            # The one write the call waits for: the record exists before anything is done to the call.
+            await self.ctx.store.call("create_call", _new_call(self.id, signaling, self.start_event))
             return await self._handle(signaling)
 
         await self._guarded(flow)
@@ -149,7 +156,7 @@ class InboundCall:
         self.state = CallState.BRIDGED
         self.outbound.append(out_id)
         self.bridge_id = f"{self.id}-bridge"
-        await self._event("adopted", legs=[self.inbound, out_id])
+        self._event("adopted", legs=[self.inbound, out_id])
         await self._guarded(lambda: self.supervise_bridge(out_id))
 
     async def _guarded(self, flow: Callable[[], Awaitable[tuple[str, int | None, str | None]]]) -> None:
@@ -165,14 +172,15 @@ class InboundCall:
             raise
         except AriError as exc:
             log.warning("call %s: ARI error: %s", self.id, exc)
-            await self._safe(self._event("error", message=str(exc)))
+            self._event("error", message=str(exc))
+            self._drain()  # the caller's hang-up may be why the command failed
             if self.state == CallState.BRIDGED:
                 disposition = "completed"
             else:
                 disposition = "abandoned" if self._caller_gone() else "failed"
         except Exception:
             log.exception("call %s: unexpected error", self.id)
-            await self._safe(self._event("error", message="internal error, see log"))
+            self._event("error", message="internal error, see log")
         finally:
             if not self.finished:
                 await self._safe(self._cleanup())
@@ -181,41 +189,42 @@ class InboundCall:
                     self.ctx.registry.disown(channel_id)
 
     async def _safe(self, coro: Awaitable[Any]) -> None:
+        """Run a cleanup step; its failure must not stop the next one. No timeout here: ARI requests
+        carry their own, and a queued database write must never be cancelled."""
         try:
-            await asyncio.wait_for(coro, 10)
+            await coro
         except Exception:
             log.exception("call %s: cleanup step failed", self.id)
 
+    def _drain(self) -> None:
+        """Fold events already queued into the view, without waiting."""
+        while not self.queue.empty():
+            self.view.observe(self.queue.get_nowait())
+
     async def _handle(self, signaling: Signaling) -> tuple[str, int | None, str | None]:
         decision = decide(signaling, self.ctx.settings)
-        # The record already exists; storing the decision need not delay the caller.
-        recorded = asyncio.ensure_future(self._record_decision(decision))
-        try:
-            return await self._act(decision)
-        finally:
-            await recorded
-            if self.decision_latency_ms is not None:
-                await self._record("update_call", self.id, decision_latency_ms=self.decision_latency_ms)
+        self._record_decision(decision)
+        return await self._act(decision)
 
     async def _act(self, decision: Decision) -> tuple[str, int | None, str | None]:
         if decision.action is Action.REJECT:
             cause = decision.hangup_cause or CAUSE_NORMAL
             await self._first_command(self._hangup(self.inbound, cause))
-            await self._set_state(CallState.REJECTED)
+            self._set_state(CallState.REJECTED)
             return "rejected", cause, "ringpool"
         route = decision.route
         assert route is not None
         campaign = route.campaign
         if campaign.greeting:
             await self._first_command(self.ctx.rest.answer(self.inbound))
-            await self._mark_answered()
-            await self._set_state(CallState.GREETING)
+            self._mark_answered()
+            self._set_state(CallState.GREETING)
             await self._play(campaign.greeting)
         else:
             # No prompt to play: let the caller hear ringing and answer only when the destination does,
             # so an unanswered call is never charged to the caller.
             await self._first_command(self.ctx.rest.ring(self.inbound))
-            await self._set_state(CallState.RINGING)
+            self._set_state(CallState.RINGING)
 
         result = DialResult.FAILED
         last_cause: int | None = None
@@ -226,48 +235,48 @@ class InboundCall:
             if result is DialResult.CALLER_GONE:
                 raise CallerGone()
         if route.fallback_message:
-            await self._set_state(CallState.FALLBACK_MESSAGE)
+            self._set_state(CallState.FALLBACK_MESSAGE)
             if not self.answered:
                 await self.ctx.rest.answer(self.inbound)
-                await self._mark_answered()
+                self._mark_answered()
             await self._play(route.fallback_message)
         # An unanswered caller hears what happened: 486 busy, 480 no answer, 503 failure.
         await self._hangup(self.inbound, CALLER_CAUSES.get(result, CAUSE_NORMAL))
         return result.value, last_cause, "destination"
 
-    async def _record_decision(self, decision: Decision) -> None:
+    def _record_decision(self, decision: Decision) -> None:
         route = decision.route
         fields: dict[str, Any] = {"decision": decision.action.value, "decision_reasons": list(decision.reasons)}
         if route:
             fields |= {"campaign": route.campaign.name, "destination": route.destinations[0].name}
-        await self._record("update_call", self.id, **fields)
-        await self._event("decision", action=decision.action.value, reasons=list(decision.reasons),
-                          campaign=route.campaign.name if route else None)
+        self._write(call=fields, events=[("decision", {"action": decision.action.value,
+                                                       "reasons": list(decision.reasons),
+                                                       "campaign": route.campaign.name if route else None})])
 
-    async def _mark_answered(self) -> None:
+    def _mark_answered(self) -> None:
         self.answered = True
-        await self._record("update_call", self.id, answered_at=utcnow())
-        await self._record("update_leg", self.inbound, answered_at=utcnow())
-        await self._event("answered")
+        now = utcnow()
+        self._write(call={"answered_at": now}, legs={self.inbound: {"answered_at": now}}, events=[("answered", None)])
 
     async def _play(self, sound: str) -> None:
         playback_id = f"{self.id}-play-{len(self.view.playbacks_done)}-{int(time.monotonic() * 1000)}"
-        await self._event("playback_started", sound=sound)
+        self._event("playback_started", sound=sound)
         await self.ctx.rest.play(self.inbound, f"sound:{sound}", playback_id=playback_id)
         done = await self._wait(lambda: True if playback_id in self.view.playbacks_done or self._caller_gone()
                                 else None, PLAYBACK_LIMIT)
         if self._caller_gone():
             raise CallerGone()
-        await self._event("playback_finished", sound=sound, completed=bool(done))
+        self._event("playback_finished", sound=sound, completed=bool(done))
 
     async def _dial(self, dest: Destination, attempt: int, ring_timeout: int) -> tuple[DialResult, int | None]:
         out_id = f"{self.id}-out{attempt}"
         endpoint = dial_string(dest, self.ctx.settings.trunks)
         self.ctx.registry.own(out_id, self)
         self.outbound.append(out_id)
-        await self._set_state(CallState.DIALING, destination=dest.name)
-        await self._record("add_leg", self.id, out_id, "outbound", destination=dest.name, dial_string=endpoint)
-        await self._event("dial_started", destination=dest.name, attempt=attempt, leg=out_id)
+        self.state = CallState.DIALING
+        self._write(call={"state": self.state.value, "destination": dest.name},
+                    new_legs=[NewLeg(out_id, "outbound", dest.name, endpoint)],
+                    events=[("dial_started", {"destination": dest.name, "attempt": attempt, "leg": out_id})])
         await self.ctx.rest.create_channel(endpoint, self.ctx.settings.ari.app, app_args=f"outbound,{self.id}",
                                            channel_id=out_id, originator=self.inbound)
         # A created channel can only be dialled once it is in the app (its StasisStart).
@@ -307,21 +316,21 @@ class InboundCall:
             end = self.view.ended.get(out_id)
             leg_fields |= {"ended_at": (end.at if end else None) or utcnow(), "hangup_cause": cause,
                            "hangup_cause_text": end.cause_text if end else None}
-        await self._record("update_leg", out_id, **leg_fields)
-        await self._event("dial_result", destination=dest.name, attempt=attempt, result=result.value, cause=cause)
+        self._write(legs={out_id: leg_fields}, events=[("dial_result", {"destination": dest.name, "attempt": attempt,
+                                                                        "result": result.value, "cause": cause})])
         return result, cause
 
     async def _bridge(self) -> tuple[str, int | None, str | None]:
         out_id = self.outbound[-1]
-        await self._record("update_call", self.id, destination_answered_at=utcnow())
+        self._write(call={"destination_answered_at": utcnow()})
         if not self.answered:
             await self.ctx.rest.answer(self.inbound)
-            await self._mark_answered()
+            self._mark_answered()
         self.bridge_id = f"{self.id}-bridge"
         await self.ctx.rest.create_bridge(bridge_id=self.bridge_id, type="mixing", name=f"ringpool-{self.id}")
         await self.ctx.rest.add_to_bridge(self.bridge_id, [self.inbound, out_id])
-        await self._set_state(CallState.BRIDGED, bridged_at=utcnow())
-        await self._event("bridged", bridge=self.bridge_id, legs=[self.inbound, out_id])
+        self._set_state(CallState.BRIDGED, bridged_at=utcnow(),
+                        event=("bridged", {"bridge": self.bridge_id, "legs": [self.inbound, out_id]}))
         return await self.supervise_bridge(out_id)
 
     async def supervise_bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
@@ -330,7 +339,7 @@ class InboundCall:
         first = await self._wait(lambda: self.view.first_remote_end(legs), None)
         side = "caller" if first == self.inbound else "destination"
         other = out_id if first == self.inbound else self.inbound
-        await self._event("hangup", side=side, channel=first)
+        self._event("hangup", side=side, channel=first)
         try:
             await self._hangup(other)
         except AriError as exc:  # e.g. Asterisk itself is going away; cleanup retries
@@ -344,19 +353,21 @@ class InboundCall:
     async def _finish(self, disposition: str, cause: int | None, side: str | None) -> None:
         """Write each leg's end and the call's final disposition, with causes from ChannelDestroyed."""
         self.finished = True
+        legs = {}
         for channel_id in self.channels():
             end = self.view.ended.get(channel_id)
-            await self._record("update_leg", channel_id, ended_at=(end.at if end else None) or utcnow(),
-                               hangup_cause=end.cause if end else None,
-                               hangup_cause_text=end.cause_text if end else None)
+            legs[channel_id] = {"ended_at": (end.at if end else None) or utcnow(),
+                                "hangup_cause": end.cause if end else None,
+                                "hangup_cause_text": end.cause_text if end else None}
         # The cause on the record is the one of the side that ended the call (else the caller's).
         bridged = (self.inbound, self.outbound[-1]) if self.outbound else (self.inbound,)
         ended_first = self.view.ended.get(self.view.first_remote_end(bridged) or self.inbound)
         cause_text = ended_first.cause_text if ended_first else None
         if cause is None and ended_first is not None:
             cause = ended_first.cause
-        await self._record("finish_call", self.id, disposition=disposition, hangup_cause=cause,
-                           hangup_cause_text=cause_text, hangup_side=side)
+        # Awaited: it runs after every queued write of this call, so the record is complete when it returns.
+        await self.ctx.store.call("finish_call", self.id, disposition=disposition, hangup_cause=cause,
+                                  hangup_cause_text=cause_text, hangup_side=side, legs=legs)
         self.state = CallState.ENDED
 
     async def _cleanup(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -13,6 +14,12 @@ from storage.calls import CallStore
 from storage.db import open_database
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _log_failure(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("queued database write failed", exc_info=future.exception())
 
 
 class AsyncCallStore:
@@ -28,6 +35,15 @@ class AsyncCallStore:
     async def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def submit(self, method: str, *args: Any, **kwargs: Any) -> "asyncio.Future[Any]":
+        """Queue a write without waiting for it. Writes run in submission order on the one thread, so a
+        later awaited call (e.g. finishing the record) returns only after every earlier one is done."""
+        assert self.store is not None, "AsyncCallStore.open() first"
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(getattr(self.store, method), *args, **kwargs))
+        future.add_done_callback(_log_failure)
+        return future
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``await store.call("update_call", call_id, state="bridged")``"""

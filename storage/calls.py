@@ -15,6 +15,8 @@ import sqlite_utils
 
 from storage.db import seconds_between, utcnow
 
+DETECTION_COLUMNS = frozenset({"fax_detected", "modem_detected", "voice_detected", "silence_detected",
+                               "machine_dtmf", "dtmf_digits", "transcript", "keywords", "amd_result"})
 FINAL_DISPOSITIONS = ("rejected", "abandoned", "no_answer", "busy", "failed", "completed", "unavailable")
 
 
@@ -66,63 +68,140 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return arrived_at, call_id
 
 
+@dataclass
+class NewLeg:
+    channel_id: str
+    role: str
+    destination: str | None = None
+    dial_string: str | None = None
+    created_at: str | None = None
+
+
 class CallStore:
+    """Writes are plain parameterised SQL on one connection (sqlite-utils' insert/update introspect the
+    schema on every call, too slow for the call path); column names are checked against the schema."""
+
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        self.conn = db.conn
+        self._columns = {table: {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+                         for table in ("calls", "call_legs")}
+
+    def _assignments(self, table: str, fields: dict[str, Any]) -> tuple[str, list[Any]]:
+        unknown = set(fields) - self._columns[table]
+        if unknown:
+            raise ValueError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
+        return ", ".join(f"{name} = ?" for name in fields), [_sql_value(v) for v in fields.values()]
 
     # --- writing -------------------------------------------------------------------------------------
 
     def create_call(self, call: NewCall) -> None:
         row = asdict(call) | {"updated_at": utcnow()}
-        with self.db.conn:
-            self.db.conn.execute("BEGIN")
-            self.db["calls"].insert(row, pk="id")
-            self.add_leg(call.id, call.inbound_channel, "inbound", created_at=call.arrived_at)
-            self.add_event(call.id, "arrived", {"channel": call.inbound_channel}, at=call.arrived_at)
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                              list(row.values()))
+            self._insert_leg(call.id, NewLeg(call.inbound_channel, "inbound", created_at=call.arrived_at))
+            self._insert_event(call.id, "arrived", {"channel": call.inbound_channel}, call.arrived_at)
+
+    def apply(self, call_id: str, *, call: dict[str, Any] | None = None, new_legs: list[NewLeg] = (),
+              legs: dict[str, dict[str, Any]] | None = None,
+              events: list[tuple[str, str, dict[str, Any] | None]] = ()) -> None:
+        """One step of a call in one transaction: call fields, new legs, leg fields, events (kind, at, data)."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            if call:
+                self._update_call(call_id, call)
+            for leg in new_legs:
+                self._insert_leg(call_id, leg)
+            for channel_id, fields in (legs or {}).items():
+                sets, values = self._assignments("call_legs", fields)
+                self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
+            for kind, at, data in events:
+                self._insert_event(call_id, kind, data, at)
 
     def update_call(self, call_id: str, **fields: Any) -> None:
-        for key in ("decision_reasons",):
-            if key in fields and not isinstance(fields[key], (str, type(None))):
-                fields[key] = json.dumps(fields[key])
-        fields["updated_at"] = utcnow()
-        self.db["calls"].update(call_id, fields)
-
-    def finish_call(self, call_id: str, *, disposition: str, ended_at: str | None = None,
-                    hangup_cause: int | None = None, hangup_cause_text: str | None = None,
-                    hangup_side: str | None = None, end_observed: str = "live") -> None:
-        """Finalise once: durations are derived from the stored timestamps so they always agree."""
-        if disposition not in FINAL_DISPOSITIONS:
-            raise ValueError(f"unknown disposition {disposition!r}")
-        row = self.db["calls"].get(call_id)
-        if row["ended_at"]:
-            return
-        ended_at = ended_at or utcnow()
-        first_dial = self.db.execute("SELECT MIN(created_at) FROM call_legs WHERE call_id = ? AND role = 'outbound'",
-                                     [call_id]).fetchone()[0]
-        self.update_call(
-            call_id, state="ended", disposition=disposition, ended_at=ended_at,
-            hangup_cause=hangup_cause, hangup_cause_text=hangup_cause_text, hangup_side=hangup_side,
-            end_observed=end_observed,
-            ring_seconds=seconds_between(first_dial, row["destination_answered_at"] or ended_at),
-            talk_seconds=seconds_between(row["bridged_at"], ended_at),
-            total_seconds=seconds_between(row["arrived_at"], ended_at),
-        )
-        self.add_event(call_id, "ended", {"disposition": disposition, "cause": hangup_cause,
-                                          "side": hangup_side, "observed": end_observed}, at=ended_at)
+        self.apply(call_id, call=fields)
 
     def add_leg(self, call_id: str, channel_id: str, role: str, *, destination: str | None = None,
                 dial_string: str | None = None, created_at: str | None = None) -> None:
-        self.db["call_legs"].insert({
-            "channel_id": channel_id, "call_id": call_id, "role": role, "destination": destination,
-            "dial_string": dial_string, "created_at": created_at or utcnow(),
-        }, pk="channel_id", replace=True)
+        self.apply(call_id, new_legs=[NewLeg(channel_id, role, destination, dial_string, created_at)])
 
     def update_leg(self, channel_id: str, **fields: Any) -> None:
-        self.db["call_legs"].update(channel_id, fields)
+        sets, values = self._assignments("call_legs", fields)
+        with self.conn:
+            self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
 
     def add_event(self, call_id: str, kind: str, data: dict[str, Any] | None = None, *, at: str | None = None) -> None:
-        self.db["call_events"].insert({"call_id": call_id, "at": at or utcnow(), "kind": kind,
-                                       "data": json.dumps(data, default=str) if data else None})
+        with self.conn:
+            self._insert_event(call_id, kind, data, at or utcnow())
+
+    def finish_call(self, call_id: str, *, disposition: str, ended_at: str | None = None,
+                    hangup_cause: int | None = None, hangup_cause_text: str | None = None,
+                    hangup_side: str | None = None, end_observed: str = "live",
+                    legs: dict[str, dict[str, Any]] | None = None) -> None:
+        """Finalise once, with the legs' last fields; durations derive from the stored timestamps."""
+        if disposition not in FINAL_DISPOSITIONS:
+            raise ValueError(f"unknown disposition {disposition!r}")
+        with self.conn:
+            self.conn.execute("BEGIN")
+            row = self.conn.execute(
+                "SELECT arrived_at, destination_answered_at, bridged_at, ended_at FROM calls WHERE id = ?",
+                [call_id]).fetchone()
+            if row is None:
+                raise KeyError(f"no call {call_id}")
+            arrived_at, destination_answered_at, bridged_at, already_ended = row
+            if already_ended:
+                return
+            for channel_id, fields in (legs or {}).items():
+                sets, values = self._assignments("call_legs", fields)
+                self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
+            ended_at = ended_at or utcnow()
+            first_dial = self.conn.execute(
+                "SELECT MIN(created_at) FROM call_legs WHERE call_id = ? AND role = 'outbound'", [call_id]).fetchone()[0]
+            self._update_call(call_id, {
+                "state": "ended", "disposition": disposition, "ended_at": ended_at,
+                "hangup_cause": hangup_cause, "hangup_cause_text": hangup_cause_text, "hangup_side": hangup_side,
+                "end_observed": end_observed,
+                "ring_seconds": seconds_between(first_dial, destination_answered_at or ended_at),
+                "talk_seconds": seconds_between(bridged_at, ended_at),
+                "total_seconds": seconds_between(arrived_at, ended_at),
+            })
+            self._insert_event(call_id, "ended", {"disposition": disposition, "cause": hangup_cause,
+                                                  "side": hangup_side, "observed": end_observed}, ended_at)
+
+    def _update_call(self, call_id: str, fields: dict[str, Any]) -> None:
+        sets, values = self._assignments("calls", fields | {"updated_at": utcnow()})
+        self.conn.execute(f"UPDATE calls SET {sets} WHERE id = ?", [*values, call_id])
+
+    def _insert_leg(self, call_id: str, leg: NewLeg) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO call_legs (channel_id, call_id, role, destination, dial_string, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [leg.channel_id, call_id, leg.role, leg.destination, leg.dial_string, leg.created_at or utcnow()])
+
+    def _insert_event(self, call_id: str, kind: str, data: dict[str, Any] | None, at: str) -> None:
+        self.conn.execute("INSERT INTO call_events (call_id, at, kind, data) VALUES (?, ?, ?, ?)",
+                          [call_id, at, kind, json.dumps(data, default=str) if data else None])
+
+    def add_detection(self, call_id: str, *, leg: str, source: str, kind: str, start: float | None,
+                      duration: float | None, details: dict[str, Any], flags: dict[str, int],
+                      appends: dict[str, str], values: dict[str, Any], at: str | None = None) -> None:
+        """Log a detection and fold it into the call's flags, in one transaction."""
+        for column in (*flags, *appends, *values):
+            if column not in DETECTION_COLUMNS:
+                raise ValueError(f"not a detection column: {column}")
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT INTO call_detections (call_id, leg, source, kind, start_s, duration_s, at, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [call_id, leg, source, kind, start, duration, at or utcnow(), json.dumps(details, default=str)])
+            sets = [f"{c} = 1" for c in flags] + [f"{c} = COALESCE({c}, '') || ?" for c in appends]
+            sets += [f"{c} = ?" for c in values]
+            if sets:
+                self.conn.execute(f"UPDATE calls SET {', '.join(sets)} WHERE id = ?",
+                                     [*appends.values(), *values.values(), call_id])
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -132,6 +211,11 @@ class CallStore:
             return None
         call = _decode_call(rows[0])
         call["legs"] = list(self.db.query("SELECT * FROM call_legs WHERE call_id = ? ORDER BY created_at", [call_id]))
+        call["detections"] = [
+            {**d, "details": json.loads(d["details"]) if d["details"] else None}
+            for d in self.db.query("SELECT leg, source, kind, start_s, duration_s, at, details FROM call_detections "
+                                   "WHERE call_id = ? ORDER BY id", [call_id])
+        ]
         call["events"] = [
             {**e, "data": json.loads(e["data"]) if e["data"] else None}
             for e in self.db.query("SELECT id, at, kind, data FROM call_events WHERE call_id = ? ORDER BY id",
@@ -198,6 +282,11 @@ class CallStore:
             self.db["campaigns"].upsert_all([c | {"active": 1, "updated_at": now} for c in campaigns], pk="name")
             self.db.execute("UPDATE tracking_numbers SET active = 0")
             self.db["tracking_numbers"].upsert_all([n | {"active": 1, "updated_at": now} for n in numbers], pk="number")
+
+
+def _sql_value(value: Any) -> Any:
+    """Lists and mappings are stored as JSON text."""
+    return json.dumps(value, default=str) if isinstance(value, (list, dict, tuple)) else value
 
 
 def _decode_call(row: dict[str, Any]) -> dict[str, Any]:

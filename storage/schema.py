@@ -87,4 +87,28 @@ CREATE TABLE call_events (
 );
 CREATE INDEX call_events_call ON call_events (call_id, id);
 """),
+    (2, "detections: per-call detection log and flags on the call", """
+CREATE TABLE call_detections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    leg TEXT NOT NULL,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_s REAL,
+    duration_s REAL,
+    at TEXT NOT NULL,
+    details TEXT
+);
+CREATE INDEX call_detections_call ON call_detections (call_id, id);
+ALTER TABLE calls ADD COLUMN detection_path TEXT;
+ALTER TABLE calls ADD COLUMN fax_detected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN modem_detected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN voice_detected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN silence_detected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN machine_dtmf INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN dtmf_digits TEXT;
+ALTER TABLE calls ADD COLUMN transcript TEXT;
+ALTER TABLE calls ADD COLUMN keywords TEXT;
+ALTER TABLE calls ADD COLUMN amd_result TEXT;
+"""),
 ]

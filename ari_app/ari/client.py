@@ -15,7 +15,9 @@ import aiohttp
 from .events import AriEventStream, EventCallback, HookCallback
 from .rest import AriRest
 
-__all__ = ["AriClient"]
+__all__ = ["AriClient", "MAX_CONNECTIONS"]
+
+MAX_CONNECTIONS = 24
 
 
 class AriClient:
@@ -77,7 +79,8 @@ class AriClient:
 
     async def __aenter__(self) -> AriClient:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # Asterisk serves 100 HTTP sessions by default across all clients: never take them all.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
             self._owns_session = True
         self.rest._use_session(self._session)
         self.events._use_session(self._session)

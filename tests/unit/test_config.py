@@ -111,7 +111,7 @@ def test_base_fixture_loads_with_defaults(tmp_path: Path) -> None:
     assert s.trunks["carrier"].match == ("192.0.2.0/24", "198.51.100.7")
     assert s.campaigns["spring"].title == "spring"  # title defaults to the name
     assert s.campaigns["spring"].ring_timeout == 20
-    assert s.asterisk.rtp_start == 20000 and s.asterisk.rtp_end == 20999
+    assert s.asterisk.rtp_start == 20000 and s.asterisk.rtp_end == 29999
     assert s.admin.bind == "127.0.0.1"
 
 

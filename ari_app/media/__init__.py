@@ -1,0 +1,1 @@
+"""Live media: caller audio captured from Asterisk (snoop + externalMedia) and fed to the detectors."""

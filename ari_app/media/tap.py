@@ -1,0 +1,97 @@
+"""Capture one channel's incoming audio into a detector pipeline.
+
+Asterisk side (see platform-notes): a snoop channel spying on the audio the channel *sends us*
+(spy=in), an externalMedia channel streaming RTP to a UDP port of ours, and a mixing bridge holding both.
+Both helper channels also enter Stasis, so their ids are chosen here and registered with the owning call
+before they are created: the call manager must never mistake them for inbound calls or orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+
+from ari_app.ari import AriError, AriNotFound, AriRest
+from ari_app.media.rtp import RtpReceiver, open_receiver
+from detectors.events import Event
+from detectors.pipeline import DetectorPipeline
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # slin16 from externalMedia
+
+
+class MediaTap:
+    def __init__(self, rest: AriRest, app: str, *, tap_id: str, channel_id: str,
+                 own: Callable[[str], None], disown: Callable[[str], None],
+                 on_events: Callable[[list[Event]], None],
+                 pipeline: DetectorPipeline | None = None) -> None:
+        self.rest = rest
+        self.app = app
+        self.tap_id = tap_id
+        self.channel_id = channel_id
+        self._own, self._disown = own, disown
+        self.on_events = on_events
+        self.pipeline = pipeline or DetectorPipeline(rate=SAMPLE_RATE)
+        self.snoop_id = f"{tap_id}-snoop"
+        self.media_id = f"{tap_id}-media"
+        self.bridge_id = f"{tap_id}-bridge"
+        self.receiver: RtpReceiver | None = None
+        self.started_at: float | None = None
+        self.first_audio_at: float | None = None
+        self.heard_energy = False
+
+    @property
+    def helper_channels(self) -> tuple[str, str]:
+        return self.snoop_id, self.media_id
+
+    def _on_frame(self, frame: np.ndarray) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = time.monotonic()
+        if not self.heard_energy and frame.size and int(np.abs(frame).max()) > 64:
+            self.heard_energy = True
+        events = self.pipeline.feed(frame)
+        if events:
+            self.on_events(events)
+
+    async def start(self) -> None:
+        self.receiver = await open_receiver(self._on_frame)
+        self.started_at = time.monotonic()
+        for channel in self.helper_channels:
+            self._own(channel)
+        await self.rest.external_media(self.app, f"127.0.0.1:{self.receiver.port}", format="slin16",
+                                       channel_id=self.media_id)
+        await self.rest.snoop(self.channel_id, self.app, spy="in", app_args="snoop", snoop_id=self.snoop_id)
+        await self.rest.create_bridge(bridge_id=self.bridge_id, type="mixing", name=f"tap-{self.tap_id}")
+        await self.rest.add_to_bridge(self.bridge_id, [self.snoop_id, self.media_id])
+        log.info("tap %s: listening to %s on UDP %d", self.tap_id, self.channel_id, self.receiver.port)
+
+    def media_seconds(self) -> float:
+        return self.pipeline.time
+
+    async def stop(self) -> list[Event]:
+        """Tear down every Asterisk object and the socket; flush the detectors' last events."""
+        for channel in self.helper_channels:
+            try:
+                await self.rest.hangup(channel)
+            except AriNotFound:
+                pass
+            except AriError as exc:
+                log.warning("tap %s: hangup of %s failed: %s", self.tap_id, channel, exc)
+        try:
+            await self.rest.destroy_bridge(self.bridge_id)
+        except AriNotFound:
+            pass
+        except AriError as exc:
+            log.warning("tap %s: bridge teardown failed: %s", self.tap_id, exc)
+        for channel in self.helper_channels:
+            self._disown(channel)
+        if self.receiver is not None:
+            self.receiver.close()
+        events = await self.pipeline.aclose()
+        if events:
+            self.on_events(events)
+        return events
