@@ -25,6 +25,11 @@ from storage.db import format_time, parse_time, utcnow
 log = logging.getLogger(__name__)
 
 FALLBACK_INDEX = "RINGPOOL_FB"
+
+# The ARI events the app acts on; Asterisk sends no others (see reconcile()).
+EVENTS_USED = ["StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
+               "Dial", "PlaybackFinished", "ChannelDtmfReceived", "ChannelTalkingStarted",
+               "ChannelTalkingFinished", "RecordingFinished", "RecordingFailed", "ApplicationReplaced"]
 CAUSE_CONGESTION = 34
 
 
@@ -116,6 +121,7 @@ class CallManager:
     async def reconcile(self) -> None:
         """Run after every (re)connection, before further events are dispatched."""
         async with self._reconcile_lock:
+            await self.rest.set_event_filter(self.app, EVENTS_USED)
             channels = {c["id"]: c for c in await self.rest.list_channels()}
             for call in list(self.calls.values()):
                 self._replay_missed(call, channels)

@@ -15,6 +15,7 @@ END_EVENTS = ("ChannelHangupRequest", "StasisEnd", "ChannelDestroyed")
 class CallState(str, Enum):
     ARRIVED = "arrived"
     REJECTED = "rejected"
+    EARLY_MEDIA = "early_media"
     ANSWERED = "answered"
     GREETING = "greeting"
     RINGING = "ringing"
@@ -25,6 +26,7 @@ class CallState(str, Enum):
 
 
 class DialResult(str, Enum):
+    EARLY_MEDIA = "early_media"
     ANSWERED = "answered"
     BUSY = "busy"
     NO_ANSWER = "no_answer"

@@ -89,6 +89,15 @@ class Fallback:
 
 
 @dataclass(frozen=True)
+class DetectionSettings:
+    """Listening to the caller: off unless a campaign asks for it (it costs a snoop, a port and CPU)."""
+
+    listen: bool = False
+    early_media: int = 0  # seconds to listen on early media (183) before answering; 0 = listen after answer
+    expect_speech: int = 0  # seconds after answer within which the caller should speak; 0 = no timer
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     title: str
@@ -96,6 +105,7 @@ class Campaign:
     greeting: str | None
     ring_timeout: int
     fallback: Fallback
+    detection: DetectionSettings = DetectionSettings()
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,16 @@ def _read_fallback(s: _Section) -> Fallback:
     return fallback
 
 
+def _read_detection(s: _Section) -> DetectionSettings:
+    detection = DetectionSettings(listen=s.boolean("listen", False),
+                                  early_media=s.integer("early_media", 0, low=0, high=30),
+                                  expect_speech=s.integer("expect_speech", 0, low=0, high=60))
+    s.reject_unknown()
+    if (detection.early_media or detection.expect_speech) and not detection.listen:
+        raise s.error("listen", "early_media and expect_speech need listen: true")
+    return detection
+
+
 def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
     name = s.string("name", pattern=NAME_RE, hint="lower-case letters, digits, - and _")
     campaign = Campaign(
@@ -276,6 +296,7 @@ def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
         greeting=s.string("greeting", None, pattern=SOUND_RE, hint="an Asterisk sound name such as hello-world"),
         ring_timeout=s.integer("ring_timeout", 20, low=1, high=300),
         fallback=_read_fallback(s.section("fallback")),
+        detection=_read_detection(s.section("detection")),
     )
     numbers = []
     raw = s.raw("numbers", LocatedList())

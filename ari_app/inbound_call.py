@@ -17,7 +17,9 @@ from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
-from ari_app.config import Destination, Settings
+from ari_app.config import Campaign, Destination, Settings
+from ari_app.media.interpret import Detection
+from ari_app.media.tap import MediaTap
 from dialplan.decision import Action, Decision, decide
 from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
@@ -69,11 +71,97 @@ class InboundCall:
         self.bridge_id: str | None = None
         self.finished = False
         self.decision_latency_ms: float | None = None
+        self.campaign: Campaign | None = None
+        self.started = time.monotonic()
+        self.tap: MediaTap | None = None
+        self.detection_path: str | None = None
+        self.detections: list[Detection] = []
+        self._watchers: list[asyncio.Queue[Detection]] = []
+        self._last_dtmf_end: dict[str, float] = {}
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
     def deliver(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "ChannelDtmfReceived":
+            self._rfc4733_digit(event)
         self.queue.put_nowait(event)
+
+    # --- detections --------------------------------------------------------------------------------------
+
+    def watch_detections(self) -> "asyncio.Queue[Detection]":
+        """This call's detections as they happen, for screening, IVR and routing to react to."""
+        queue: asyncio.Queue[Detection] = asyncio.Queue()
+        self._watchers.append(queue)
+        return queue
+
+    def _detected(self, detection: Detection) -> None:
+        self.detections.append(detection)
+        for queue in self._watchers:
+            queue.put_nowait(detection)
+        self.ctx.store.submit("add_detection", self.id, leg=detection.leg, source=detection.source,
+                              kind=detection.kind, start=detection.start, duration=detection.duration,
+                              details=detection.details, flags=detection.flags(), appends=detection.appends(),
+                              values=detection.values(), at=utcnow())
+
+    def _rfc4733_digit(self, event: dict[str, Any]) -> None:
+        """Asterisk's RFC 4733 digits, timed like in-band ones: seconds since the call arrived."""
+        channel_id = (event.get("channel") or {}).get("id")
+        if channel_id not in self.channels():
+            return
+        leg = "caller" if channel_id == self.inbound else "destination"
+        duration = max(0.0, float(event.get("duration_ms") or 0) / 1000)
+        end = round(time.monotonic() - self.started, 3)
+        start = round(end - duration, 3)
+        previous = self._last_dtmf_end.get(leg)
+        self._last_dtmf_end[leg] = end
+        self._detected(Detection(leg=leg, source="rfc4733", kind="dtmf", start=start, duration=duration,
+                                 details={"digit": str(event.get("digit", ""))[:1],
+                                          "gap_s": round(start - previous, 3) if previous is not None else None}))
+
+    def _on_media_events(self, events: list[Any]) -> None:
+        offset = (self.tap.started_at - self.started) if self.tap and self.tap.started_at else 0.0
+        for event in events:
+            detection = Detection.from_event(event, "caller")
+            self._detected(Detection(detection.leg, detection.source, detection.kind,
+                                     round((detection.start or 0.0) + offset, 3), detection.duration,
+                                     detection.details))
+
+    async def _start_listening(self) -> None:
+        if self.tap is not None:
+            return
+        self.tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=f"{self.id}-tap",
+                            channel_id=self.inbound, own=lambda channel: self.ctx.registry.own(channel, self),
+                            disown=self.ctx.registry.disown, on_events=self._on_media_events)
+        try:
+            await self.tap.start()
+            self._event("listening", tap=self.tap.tap_id)
+        except AriError as exc:
+            # Detection is an aid, never a reason to drop the call.
+            log.warning("call %s: cannot listen: %s", self.id, exc)
+            self._event("listen_failed", message=str(exc))
+
+    async def _listen_before_answer(self, seconds: int) -> None:
+        """Send 183 and listen to early media; without early audio, detection starts at answer."""
+        await self._start_listening()
+        await self._wait(lambda: True if self._caller_gone() else None, seconds)
+        if self._caller_gone():
+            raise CallerGone()
+        heard = bool(self.tap and self.tap.heard_energy)
+        self.detection_path = "early_media" if heard else "after_answer"
+        self._write(call={"detection_path": self.detection_path},
+                    events=[("early_media", {"seconds": seconds, "audio_heard": heard})])
+
+    async def _answered(self) -> None:
+        """Everything that starts when the caller is answered: listening, the no-speech timer."""
+        detection = self.campaign.detection if self.campaign else None
+        if detection is None or not detection.listen:
+            return
+        await self._start_listening()
+        if self.detection_path is None:
+            self.detection_path = "after_answer"
+            self._write(call={"detection_path": self.detection_path})
+        if detection.expect_speech and self.tap is not None:
+            self.tap.pipeline.expect_speech(detection.expect_speech)
 
     def _write(self, *, call: dict[str, Any] | None = None, new_legs: list[NewLeg] = (),
                legs: dict[str, dict[str, Any]] | None = None, events: list[tuple[str, dict[str, Any] | None]] = ()) -> None:
@@ -214,10 +302,15 @@ class InboundCall:
             return "rejected", cause, "ringpool"
         route = decision.route
         assert route is not None
-        campaign = route.campaign
+        campaign = self.campaign = route.campaign
+        if campaign.detection.listen and campaign.detection.early_media:
+            await self._first_command(self.ctx.rest.progress(self.inbound))
+            self._set_state(CallState.EARLY_MEDIA)
+            await self._listen_before_answer(campaign.detection.early_media)
         if campaign.greeting:
             await self._first_command(self.ctx.rest.answer(self.inbound))
             self._mark_answered()
+            await self._answered()
             self._set_state(CallState.GREETING)
             await self._play(campaign.greeting)
         else:
@@ -239,6 +332,7 @@ class InboundCall:
             if not self.answered:
                 await self.ctx.rest.answer(self.inbound)
                 self._mark_answered()
+                await self._answered()
             await self._play(route.fallback_message)
         # An unanswered caller hears what happened: 486 busy, 480 no answer, 503 failure.
         await self._hangup(self.inbound, CALLER_CAUSES.get(result, CAUSE_NORMAL))
@@ -326,6 +420,7 @@ class InboundCall:
         if not self.answered:
             await self.ctx.rest.answer(self.inbound)
             self._mark_answered()
+            await self._answered()
         self.bridge_id = f"{self.id}-bridge"
         await self.ctx.rest.create_bridge(bridge_id=self.bridge_id, type="mixing", name=f"ringpool-{self.id}")
         await self.ctx.rest.add_to_bridge(self.bridge_id, [self.inbound, out_id])
@@ -371,7 +466,10 @@ class InboundCall:
         self.state = CallState.ENDED
 
     async def _cleanup(self) -> None:
-        """Hang up what is left, destroy the bridge, and give Asterisk a moment to report final causes."""
+        """Stop listening, hang up what is left, destroy the bridge, and give Asterisk a moment to report
+        final causes."""
+        if self.tap is not None:
+            await self._safe(self.tap.stop())
         for channel_id in self.channels():
             if channel_id not in self.view.ended:
                 try:

@@ -188,6 +188,14 @@ class AriRest:
         """POST /asterisk/variable: set a global variable (``None`` clears it)."""
         await self.request("POST", "/asterisk/variable", params={"variable": name, "value": value})
 
+    # -- applications ---------------------------------------------------------------
+
+    async def set_event_filter(self, app: str, allowed: list[str]) -> dict[str, Any]:
+        """PUT /applications/{app}/eventFilter: only these event types are sent to the app
+        (fewer events to serialise in Asterisk and to parse here)."""
+        return await self.request("PUT", f"/applications/{_id(app)}/eventFilter",
+                                  json={"allowed": [{"type": kind} for kind in allowed]})
+
     # -- channels -------------------------------------------------------------------
 
     async def list_channels(self) -> list[dict[str, Any]]:

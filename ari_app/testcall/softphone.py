@@ -253,10 +253,10 @@ class Softphone:
 
         class _Account(pj.Account):
             def onRegState(self, prm: Any) -> None:
-                phone._on_reg_state(prm)
+                phone._guard(phone._on_reg_state, prm)
 
             def onIncomingCall(self, prm: Any) -> None:
-                phone._on_incoming_call(prm)
+                phone._guard(phone._on_incoming_call, prm)
 
         user = o.caller_id or o.username or "softphone"
         host = o.bind
@@ -288,6 +288,15 @@ class Softphone:
         self.result["local_uri"] = acfg.idUri
 
     # --- callbacks (run inside libHandleEvents on the main thread) ----------------------------------------
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        """Run a callback body; an exception escaping into pjsua2's director code would abort the process."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - reported in the result, the run goes on
+            info = exc.info() if isinstance(exc, self.pj.Error) else repr(exc)
+            self.result.setdefault("callback_errors", []).append(f"{fn.__name__}: {info}")
+            self.stop_requested = self.stop_requested or "error"
 
     def _on_reg_state(self, prm: Any) -> None:
         code = int(prm.code)
@@ -324,11 +333,11 @@ class Softphone:
         class _Call(pj.Call):
             def onCallState(self, prm: Any) -> None:
                 if self is phone.call:
-                    phone._on_call_state(self)
+                    phone._guard(phone._on_call_state, self)
 
             def onCallMediaState(self, prm: Any) -> None:
                 if self is phone.call:
-                    phone._on_call_media_state(self)
+                    phone._guard(phone._on_call_media_state, self)
 
             def onDtmfDigit(self, prm: Any) -> None:
                 if self is phone.call:
@@ -364,8 +373,15 @@ class Softphone:
                 self.result["final_status"] = int(ci.lastStatusCode)
                 self.result["final_reason"] = ci.lastReason
             if not self.hangup_sent:
-                self.result["hangup_by"] = "remote"
-                self.result["hangup_reason"] = "bye" if self.confirmed_at is not None else "rejected"
+                code = int(ci.lastStatusCode)
+                if self.confirmed_at is not None:
+                    self.result["hangup_by"], self.result["hangup_reason"] = "remote", "bye"
+                elif code == 487 and self.result["mode"] == "callee":
+                    self.result["hangup_by"], self.result["hangup_reason"] = "remote", "cancelled"
+                elif code == 408:   # no (final) response: nobody hung up, the transaction timed out
+                    self.result["hangup_by"], self.result["hangup_reason"] = None, "no_response"
+                else:
+                    self.result["hangup_by"], self.result["hangup_reason"] = "remote", "rejected"
             if self.confirmed_at is not None:
                 self.result["connect_duration"] = round(self.disconnected_at - self.confirmed_at, 3)
             self._detach_media()
@@ -386,25 +402,20 @@ class Softphone:
         pj, o = self.pj, self.opts
         if o.record and self.recorder is None:
             Path(o.record).parent.mkdir(parents=True, exist_ok=True)
-            self.recorder = pj.AudioMediaRecorder()
-            self.recorder.createRecorder(str(o.record))
-            am.startTransmit(self.recorder)
+            recorder = pj.AudioMediaRecorder()
+            recorder.createRecorder(str(o.record))
+            self.recorder = recorder            # created: destroyed (and the WAV completed) in finish()
+            am.startTransmit(recorder)
         if o.play and self.player is None:
-            self.player = pj.AudioMediaPlayer()
-            self.player.createPlayer(str(o.play), 0 if o.play_loop else pj.PJMEDIA_FILE_NO_LOOP)
-            self.player.startTransmit(am)
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(str(o.play), 0 if o.play_loop else pj.PJMEDIA_FILE_NO_LOOP)
+            self.player = player
+            player.startTransmit(am)
 
     def _detach_media(self) -> None:
-        """The call's conference port is going away: stop feeding and recording it."""
-        am, self.call_media = self.call_media, None
-        if am is None:
-            return
-        for fn in (lambda: self.player and self.player.stopTransmit(am),
-                   lambda: self.recorder and am.stopTransmit(self.recorder)):
-            try:
-                fn()
-            except Exception:  # the port may already be gone
-                pass
+        """The call's conference port is going away with the call; pjsua disconnects it from the player and
+        recorder itself. No stopTransmit here: on a port that is gone (or was never created) pjsua asserts."""
+        self.call_media = None
 
     # --- actions ------------------------------------------------------------------------------------------
 
@@ -502,7 +513,10 @@ class Softphone:
             if self.hangup_sent and self.disconnected_at is None and now >= limit + 5:
                 self.result["error"] = "call did not end after hang-up"
                 return
-        self.result["ok"] = True
+        errors = self.result.get("callback_errors")
+        if errors:
+            self.result["error"] = errors[0]
+        self.result["ok"] = not errors
 
     def _make_call(self) -> None:
         pj = self.pj
@@ -585,6 +599,15 @@ def main(argv: list[str] | None = None) -> int:
     phone: Softphone | None = None
     try:
         opts = build_parser().parse_args(argv)
+        if opts.play:
+            try:
+                with wave.open(opts.play, "rb") as wav:
+                    if wav.getsampwidth() != 2:
+                        raise UsageError(f"--play {opts.play}: not 16-bit PCM")
+            except (OSError, wave.Error, EOFError) as exc:
+                raise UsageError(f"--play {opts.play}: {exc}") from None
+        if opts.expect_tone and not opts.record:
+            raise UsageError("--expect-tone needs --record")
         if opts.username and not opts.registrar and opts.answer and not opts.port:
             raise UsageError("--answer without --registrar needs --port (nobody could reach us)")
         phone = Softphone(opts)
