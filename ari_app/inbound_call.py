@@ -178,7 +178,7 @@ class InboundCall:
                    **fields: Any) -> None:
         self.state = state
         self._write(call={"state": state.value, **fields}, events=[event] if event else [])
-        log.info("call %s: %s", self.id, state.value)
+        log.debug("call %s: %s", self.id, state.value)
 
     async def _wait(self, condition: Callable[[], T | None], timeout: float | None) -> T | None:
         """Consume this call's events until ``condition`` gives a value, or the timeout passes (None).
@@ -463,6 +463,8 @@ class InboundCall:
         # Awaited: it runs after every queued write of this call, so the record is complete when it returns.
         await self.ctx.store.call("finish_call", self.id, disposition=disposition, hangup_cause=cause,
                                   hangup_cause_text=cause_text, hangup_side=side, legs=legs)
+        log.info("call %s: %s (cause %s, side %s, campaign %s)", self.id, disposition, cause, side,
+                 self.campaign.name if self.campaign else "-")
         self.state = CallState.ENDED
 
     async def _cleanup(self) -> None:
