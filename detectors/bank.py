@@ -126,9 +126,7 @@ class StreamBank:
 
     def _dtmf_events(self, raw: list[tuple]) -> list[tuple[int, Event]]:
         out = []
-        m = self.bins.windows["w20"].n_sub
-        for i, digit, center, dur, info in raw:
-            tc = (center + 1 - m / 2 - self.c0[i]) * SUB_BLOCK_S
-            start = max(0.0, tc - dur / 2)
+        for i, digit, first_sub, dur, info in raw:
+            start = (first_sub - self.c0[i]) * SUB_BLOCK_S
             out.extend((i, e) for e in self.dial[i].add(digit, start, dur, info))
         return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from .events import (ANSWER_TONE, BUSY, DIAL_TONE, FAX_CNG, REORDER, RINGBACK, SIT,
                      V21_PREAMBLE, Event)
-from .goertzel import SUB_BLOCK_S, SlidingBins
+from .goertzel import SUB_BLOCK_S, SlidingBins, dirichlet_gain
 from .segments import SegmentTracker, Transitions
 
 FAX_FREQS = (1100.0, 2100.0, 2225.0, 1650.0, 1850.0)
@@ -118,8 +118,8 @@ class ToneBank:
         h = lambda s: max(1, int(round(s / SUB_BLOCK_S)))  # noqa: E731
         # fax labels: 0 none, 1 CNG, 2 ANS 2100, 3 Bell 2225, 4 V.21
         self.fax = SegmentTracker(n, 5, [6, 4, 4, 4, 4])
-        self.cp = SegmentTracker(n, 4, [3, 3, 3, 3])   # 0, 1 dial, 2 ringback, 3 busy/reorder
-        self.sit = SegmentTracker(n, 6, [3, 3, 3, 3, 3, 3])
+        self.cp = SegmentTracker(n, 4, [5, 3, 3, 3])   # 0, 1 dial, 2 ringback, 3 busy/reorder
+        self.sit = SegmentTracker(n, 6, [6, 3, 3, 3, 3, 3])  # bridge drop-outs in noise
         self.confirm = {2: h(cfg.answer_confirm_s), 3: h(cfg.answer_confirm_s), 4: h(cfg.v21_confirm_s)}
         self.dial_confirm = h(cfg.dial_confirm_s)
         self.hist = [_Hist() for _ in range(n)]
@@ -146,13 +146,22 @@ class ToneBank:
         out: list[tuple[int, Event]] = []
         # fax / modem family on the 20 ms window
         fc = self.fax_cols
-        off = b.offset_hz("w20", fc)
-        p = b.tone_energy("w20", fc, off)
         E = b.E["w20"].astype(np.float64) + 1e-9
         steady = _steady(b, "w20", cfg.steady_ratio)
-        ok = steady[:, None] & (p >= self.min_e20) & (p >= cfg.tone_share * E[:, None])
-        tol = np.array([cfg.cng_tol_hz, cfg.ans_tol_hz, cfg.bell_tol_hz, 0, 0])
-        single = ok[:, :3] & (np.abs(off[:, :3]) <= tol[:3])
+        single_cols = slice(fc.start, fc.start + 3)
+        raw = b.tone_energy("w20", single_cols)
+        # gate: a 38 Hz-off CNG keeps only ~8 % of its energy in the bin before correction
+        cand = np.nonzero(steady & (raw.max(axis=1) >= 0.06 * E))[0]
+        single = np.zeros((self.n, 3), bool)
+        off2100 = np.zeros(self.n)
+        if len(cand):
+            off = b.offset_rows("w20", cand, single_cols)
+            g = np.maximum(dirichlet_gain(off, self.m20 * b.sub_len, b.rate), 0.3)
+            p = raw[cand] / (g * g)
+            tol = np.array([cfg.cng_tol_hz, cfg.ans_tol_hz, cfg.bell_tol_hz])
+            single[cand] = ((p >= self.min_e20) & (p >= cfg.tone_share * E[cand, None])
+                            & (np.abs(off) <= tol))
+            off2100[cand] = off[:, 1]
         # V.21 FSK: incoherent sum of the 5 ms sub-block bins (1650 and 1850 Hz are
         # exactly one 200 Hz sub-block bin apart), since the coherent 20 ms bin
         # is broken up by the phase jumps of the keying.
@@ -164,7 +173,7 @@ class ToneBank:
         lab = np.where((lab == 0) & v21, 4, lab)
         self.mark += np.where(lab == 4, ms[:, 0], 0)
         self.space += np.where(lab == 4, ms[:, 1], 0)
-        self._track_2100(hop, off[:, 1], lab == 2)
+        self._track_2100(hop, off2100, lab == 2)
         tr = self.fax.step(lab, hop)
         if tr is not None:
             out.extend(self._fax_transitions(tr))
@@ -201,12 +210,18 @@ class ToneBank:
                                       {"ongoing": True})))
         # SIT on the 50 ms window
         sc = self.sit_cols
-        offs = b.offset_hz("w50", sc)
-        qs = b.tone_energy("w50", sc, offs)
-        f = np.asarray(SIT_FREQS)
-        oks = (steady5[:, None] & (qs >= self.min_e50) & (qs >= cfg.tone_share * E5[:, None])
-               & (np.abs(offs) <= cfg.sit_tol_pct / 100 * f))
-        lab_sit = np.where(oks.any(1), np.where(oks, qs, -1).argmax(1) + 1, 0)
+        steady_sub = _steady(b, "w50", cfg.steady_ratio)  # single tones: per sub-block, exact edges
+        raw = b.tone_energy("w50", sc)
+        cand = np.nonzero(steady_sub & (raw.max(axis=1) >= 0.4 * cfg.tone_share * E5))[0]
+        lab_sit = np.zeros(self.n, np.int64)
+        if len(cand):
+            offs = b.offset_rows("w50", cand, sc)
+            g = np.maximum(dirichlet_gain(offs, self.m50 * b.sub_len, b.rate), 0.3)
+            qs = raw[cand] / (g * g)
+            f = np.asarray(SIT_FREQS)
+            oks = ((qs >= self.min_e50) & (qs >= cfg.tone_share * E5[cand, None])
+                   & (np.abs(offs) <= cfg.sit_tol_pct / 100 * f))
+            lab_sit[cand] = np.where(oks.any(1), np.where(oks, qs, -1).argmax(1) + 1, 0)
         tr = self.sit.step(lab_sit, hop)
         if tr is not None:
             out.extend(self._sit_transitions(tr))

@@ -76,9 +76,10 @@ class VADBank:
         cfg = self.cfg
         self.peaks[hop % self.m] = peak
         p = self.b.E["w20"].astype(np.float64) / self.win_len
-        self.floor = np.minimum(self.floor * self.rise, np.maximum(p, 1.0))
+        full = hop - self.c0 >= self.m - 1  # a stream's first windows are only partly filled
+        self.floor = np.where(full, np.minimum(self.floor * self.rise, np.maximum(p, 1.0)), self.floor)
         digital = self.peaks.max(axis=0) <= cfg.digital_max
-        voice = (p > self.floor * self.k_snr) & (p > self.abs_min)
+        voice = full & (p > self.floor * self.k_snr) & (p > self.abs_min)
         lab = np.where(digital, DIGITAL, np.where(tone, TONE, np.where(voice, VOICE, NOISE)))
         self.label = lab
         same = lab == self.tracker.cur

@@ -60,15 +60,15 @@ def test_talk_off_speech(speech_cache):
 
 
 def test_talk_off_music():
-    """~3 minutes of chords with harmonics: measured 3 false digits."""
+    """~3 minutes of chords with harmonics: measured 5 false digits."""
     res = detect_many(music_set(8000), 8000)
-    assert count(res, {"dtmf"}) <= 6
+    assert count(res, {"dtmf"}) <= 8
     assert count(res, TONE_KINDS) == 0
 
 
 def test_talk_off_adversarial_sweeps():
     """~5 minutes of two-tone sweeps at a DTMF-like 1.7 frequency ratio: measured
-    70 false digits (0.22 /s); without the chirp guard it was 469."""
+    69 false digits (0.22 /s); without the chirp guard it was 469."""
     res = detect_many(sweep_set(8000), 8000)
     assert count(res, {"dtmf"}) <= 100
     assert count(res, TONE_KINDS) == 0
