@@ -19,7 +19,7 @@ from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
 from ari_app.config import Campaign, Destination, Settings
 from ari_app.media.interpret import Detection
-from ari_app.media.tap import MediaTap
+from ari_app.media.tap import MediaTap, TapError
 from dialplan.decision import Action, Decision, decide
 from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
@@ -132,10 +132,14 @@ class InboundCall:
         self.tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=f"{self.id}-tap",
                             channel_id=self.inbound, own=lambda channel: self.ctx.registry.own(channel, self),
                             disown=self.ctx.registry.disown, on_events=self._on_media_events)
+        async def in_stasis(channels: tuple[str, ...]) -> bool:
+            return bool(await self._wait(
+                lambda: True if all(c in self.view.in_stasis for c in channels) else None, STASIS_WAIT))
+
         try:
-            await self.tap.start()
+            await self.tap.start(in_stasis)
             self._event("listening", tap=self.tap.tap_id)
-        except AriError as exc:
+        except (AriError, TapError) as exc:
             # Detection is an aid, never a reason to drop the call.
             log.warning("call %s: cannot listen: %s", self.id, exc)
             self._event("listen_failed", message=str(exc))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -22,6 +22,10 @@ from detectors.pipeline import DetectorPipeline
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # slin16 from externalMedia
+
+
+class TapError(RuntimeError):
+    pass
 
 
 class MediaTap:
@@ -57,7 +61,9 @@ class MediaTap:
         if events:
             self.on_events(events)
 
-    async def start(self) -> None:
+    async def start(self, in_stasis: Callable[[tuple[str, ...]], Awaitable[bool]]) -> None:
+        """``in_stasis(ids)`` waits until the owning call has seen StasisStart for each id: a channel
+        can only join a bridge once it is in the app."""
         self.receiver = await open_receiver(self._on_frame)
         self.started_at = time.monotonic()
         for channel in self.helper_channels:
@@ -66,6 +72,8 @@ class MediaTap:
                                        channel_id=self.media_id)
         await self.rest.snoop(self.channel_id, self.app, spy="in", app_args="snoop", snoop_id=self.snoop_id)
         await self.rest.create_bridge(bridge_id=self.bridge_id, type="mixing", name=f"tap-{self.tap_id}")
+        if not await in_stasis(self.helper_channels):
+            raise TapError(f"tap {self.tap_id}: helper channels did not enter the app")
         await self.rest.add_to_bridge(self.bridge_id, [self.snoop_id, self.media_id])
         log.info("tap %s: listening to %s on UDP %d", self.tap_id, self.channel_id, self.receiver.port)
 

@@ -37,6 +37,8 @@ NUMBERS = {
     "slow": "15550001006",      # greeting, then a desk that rings for 30 s
     "message": "15550001007",   # busy desk, then a fallback message
     "hangup": "15550001008",    # a desk that answers and hangs up after 1.5 s
+    "listen": "15550001009",    # the answering desk, listening to the caller from answer
+    "early": "15550001010",     # greeting, listening to early media for 2 s before answering
 }
 
 
@@ -88,6 +90,9 @@ campaigns:
   - {{name: slow, greeting: hello-world, destination: silent-desk, ring_timeout: 30, numbers: ["{slow}"]}}
   - {{name: message, destination: busy-desk, fallback: {{message: vm-nobodyavail}}, numbers: ["{message}"]}}
   - {{name: hangup, destination: hangup-desk, numbers: ["{hangup}"]}}
+  - {{name: listen, destination: desk, detection: {{listen: true, expect_speech: 3}}, numbers: ["{listen}"]}}
+  - {{name: early, greeting: hello-world, destination: desk, detection: {{listen: true, early_media: 2}},
+      numbers: ["{early}"]}}
 """
 
 
