@@ -18,6 +18,9 @@ from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import event_channel_ids
 from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall
+from ari_app.media.tap import SAMPLE_RATE
+from detectors.hub import HubRunner
+from detectors.speech import load_model
 from storage.async_store import AsyncCallStore
 from storage.calls import NewCall
 from storage.db import format_time, parse_time, utcnow
@@ -31,6 +34,7 @@ EVENTS_USED = ["StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupR
                "Dial", "PlaybackFinished", "ChannelDtmfReceived", "ChannelTalkingStarted",
                "ChannelTalkingFinished", "RecordingFinished", "RecordingFailed", "ApplicationReplaced"]
 CAUSE_CONGESTION = 34
+HUB_CAPACITY = 64  # streams per detector bank: CPU per stream falls with width, delay grows (bench/detectors_hub.py)
 
 
 class CallManager:
@@ -43,7 +47,9 @@ class CallManager:
         self.calls: dict[str, InboundCall] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.latencies_ms: deque[float] = deque(maxlen=10_000)
-        self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self,
+        # One detector hub for every listened call: streams are processed together, vectorised.
+        self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
+        self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
                                on_latency=self.latencies_ms.append)
         self._reconcile_lock = asyncio.Lock()
 
@@ -232,9 +238,18 @@ class CallManager:
 
     # --- shutdown ----------------------------------------------------------------------------------------
 
+    async def start(self) -> None:
+        self.hub.start()
+        model = self.settings.speech.model
+        if model is not None:
+            # Loading a Vosk model takes seconds: never on the event loop, and once, before calls need it.
+            loaded = await asyncio.get_running_loop().run_in_executor(None, load_model, str(model))
+            log.info("speech recognition %s (model %s)", "on" if loaded is not None else "off", model)
+
     async def shutdown(self) -> None:
         """Stop supervising; calls go on in Asterisk and the next start adopts or closes them."""
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.hub.stop()

@@ -31,6 +31,7 @@ class DialResult(str, Enum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     FAILED = "failed"
+    MACHINE = "machine"  # answered by an answering machine (destination AMD)
     CALLER_GONE = "caller_gone"
 
 

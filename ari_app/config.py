@@ -74,6 +74,7 @@ class Destination:
     user: str | None = None
     trunk: str | None = None
     number: str | None = None
+    amd: bool = False  # listen when it answers, before bridging: an answering machine counts as no answer
 
     @property
     def endpoint(self) -> str:
@@ -95,6 +96,15 @@ class DetectionSettings:
     listen: bool = False
     early_media: int = 0  # seconds to listen on early media (183) before answering; 0 = listen after answer
     expect_speech: int = 0  # seconds after answer within which the caller should speak; 0 = no timer
+    speech: bool = False  # transcribe the caller and spot keywords (needs speech.model)
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """Vosk speech recognition: a model folder the operator provides (never downloaded) and keyword rules."""
+
+    model: Path | None = None
+    keywords: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class Settings:
     destinations: dict[str, Destination]
     campaigns: dict[str, Campaign]
     numbers: dict[str, TrackingNumber] = field(default_factory=dict)
+    speech: SpeechSettings = SpeechSettings()
 
 
 class _Section:
@@ -259,13 +270,15 @@ def _read_destination(s: _Section) -> Destination:
     if "trunk" in s.data:
         trunk = s.string("trunk", pattern=NAME_RE)
         number = s.string("number", pattern=re.compile(r"^\+?[0-9]{3,20}$"), hint="digits, optional leading +")
+        amd = s.boolean("amd", False)
         s.reject_unknown()
-        return Destination(name=name, kind="trunk", trunk=trunk, number=normalise_number(number))
+        return Destination(name=name, kind="trunk", trunk=trunk, number=normalise_number(number), amd=amd)
     host = _host(s, "host")
     port = _port(s, "port", 5060)
     user = s.string("user", None, pattern=re.compile(r"^[A-Za-z0-9+._-]{1,64}$"))
+    amd = s.boolean("amd", False)
     s.reject_unknown()
-    return Destination(name=name, kind="sip", host=host, port=port, user=user)
+    return Destination(name=name, kind="sip", host=host, port=port, user=user, amd=amd)
 
 
 def _read_fallback(s: _Section) -> Fallback:
@@ -280,11 +293,29 @@ def _read_fallback(s: _Section) -> Fallback:
 def _read_detection(s: _Section) -> DetectionSettings:
     detection = DetectionSettings(listen=s.boolean("listen", False),
                                   early_media=s.integer("early_media", 0, low=0, high=30),
-                                  expect_speech=s.integer("expect_speech", 0, low=0, high=60))
+                                  expect_speech=s.integer("expect_speech", 0, low=0, high=60),
+                                  speech=s.boolean("speech", False))
     s.reject_unknown()
-    if (detection.early_media or detection.expect_speech) and not detection.listen:
-        raise s.error("listen", "early_media and expect_speech need listen: true")
+    if (detection.early_media or detection.expect_speech or detection.speech) and not detection.listen:
+        raise s.error("listen", "early_media, expect_speech and speech need listen: true")
     return detection
+
+
+def _read_speech(s: _Section, base: Path) -> SpeechSettings:
+    from detectors.keywords import KeywordSyntaxError, parse
+
+    model = s.string("model", None)
+    keywords_section = s.section("keywords")
+    keywords: dict[str, str] = {}
+    for name in keywords_section.data:
+        expression = keywords_section.string(str(name))
+        try:
+            parse(expression)
+        except KeywordSyntaxError as exc:
+            raise keywords_section.error(str(name), f"bad keyword expression: {exc}") from None
+        keywords[str(name)] = expression
+    s.reject_unknown()
+    return SpeechSettings(model=(base / model).resolve() if model else None, keywords=keywords)
 
 
 def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
@@ -394,7 +425,9 @@ def load_settings(path: Path | str) -> Settings:
                 raise ConfigError(path, line, f"{s.key}.numbers",
                                   f"{number} is already a tracking number of campaign {numbers[number].campaign!r}")
             numbers[number] = TrackingNumber(number=number, campaign=campaign.name)
+    speech = _read_speech(top.section("speech"), base)
     top.reject_unknown()
 
     return Settings(path=path, state_dir=state_dir, database=database, ari=ari, asterisk=asterisk,
-                    admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers)
+                    admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers,
+                    speech=speech)

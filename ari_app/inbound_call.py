@@ -19,7 +19,9 @@ from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
 from ari_app.config import Campaign, Destination, Settings
 from ari_app.media.interpret import Detection
-from ari_app.media.tap import MediaTap, TapError
+from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
+from detectors.hub import HubRunner
+from detectors.speech import SpeechConfig, create_speech
 from dialplan.decision import Action, Decision, decide
 from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
@@ -33,7 +35,10 @@ T = TypeVar("T")
 PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
-CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.FAILED: 34}
+CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
+DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", DialResult.MACHINE: "no_answer",
+                DialResult.FAILED: "failed"}
+AMD_WAIT = 7.0  # seconds: Asterisk's total analysis time (5 s) plus margin
 STASIS_WAIT = 5.0  # seconds for a created channel to enter the app before it can be dialled
 DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
 
@@ -49,6 +54,7 @@ class CallContext:
     store: AsyncCallStore
     settings: Settings
     registry: ChannelRegistry
+    hub: HubRunner
     on_latency: Callable[[float], None] | None = None
 
 
@@ -96,6 +102,7 @@ class InboundCall:
 
     def _detected(self, detection: Detection) -> None:
         self.detections.append(detection)
+        self.queue.put_nowait({"type": "RingpoolDetection", "kind": detection.kind})  # wakes a waiting flow
         for queue in self._watchers:
             queue.put_nowait(detection)
         self.ctx.store.submit("add_detection", self.id, leg=detection.leg, source=detection.source,
@@ -118,31 +125,67 @@ class InboundCall:
                                  details={"digit": str(event.get("digit", ""))[:1],
                                           "gap_s": round(start - previous, 3) if previous is not None else None}))
 
-    def _on_media_events(self, events: list[Any]) -> None:
-        offset = (self.tap.started_at - self.started) if self.tap and self.tap.started_at else 0.0
-        for event in events:
-            detection = Detection.from_event(event, "caller")
-            self._detected(Detection(detection.leg, detection.source, detection.kind,
-                                     round((detection.start or 0.0) + offset, 3), detection.duration,
-                                     detection.details))
+    def _new_tap(self, tap_id: str, channel_id: str, leg: str) -> MediaTap:
+        """A tap whose detections land on this call, timed in seconds since the call arrived."""
+        tap: MediaTap
 
-    async def _start_listening(self) -> None:
-        if self.tap is not None:
-            return
-        self.tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=f"{self.id}-tap",
-                            channel_id=self.inbound, own=lambda channel: self.ctx.registry.own(channel, self),
-                            disown=self.ctx.registry.disown, on_events=self._on_media_events)
+        def on_events(events: list[Any]) -> None:
+            offset = tap.started_at - self.started if tap.started_at else 0.0
+            for event in events:
+                d = Detection.from_event(event, leg)
+                self._detected(Detection(d.leg, d.source, d.kind, round((d.start or 0.0) + offset, 3),
+                                         d.duration, d.details))
+
+        speech = None
+        if leg == "caller" and self.campaign and self.campaign.detection.speech:
+            speech = create_speech(SpeechConfig(model_path=str(self.ctx.settings.speech.model or "") or None,
+                                                keywords=self.ctx.settings.speech.keywords or None), SAMPLE_RATE)
+        tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=tap_id, channel_id=channel_id,
+                       own=lambda channel: self.ctx.registry.own(channel, self),
+                       disown=self.ctx.registry.disown, on_events=on_events, hub=self.ctx.hub, speech=speech)
+        return tap
+
+    async def _start_tap(self, tap: MediaTap) -> bool:
         async def in_stasis(channels: tuple[str, ...]) -> bool:
             return bool(await self._wait(
                 lambda: True if all(c in self.view.in_stasis for c in channels) else None, STASIS_WAIT))
 
         try:
-            await self.tap.start(in_stasis)
-            self._event("listening", tap=self.tap.tap_id)
+            await tap.start(in_stasis)
+            self._event("listening", tap=tap.tap_id, channel=tap.channel_id)
+            return True
         except (AriError, TapError) as exc:
             # Detection is an aid, never a reason to drop the call.
-            log.warning("call %s: cannot listen: %s", self.id, exc)
-            self._event("listen_failed", message=str(exc))
+            log.warning("call %s: cannot listen to %s: %s", self.id, tap.channel_id, exc)
+            self._event("listen_failed", channel=tap.channel_id, message=str(exc))
+            await self._safe(tap.stop())
+            return False
+
+    async def _start_listening(self) -> None:
+        if self.tap is not None:
+            return
+        self.tap = self._new_tap(f"{self.id}-tap", self.inbound, "caller")
+        if not await self._start_tap(self.tap):
+            self.tap = None
+
+    async def _destination_is_machine(self, out_id: str, attempt: int) -> bool:
+        """Answering-machine detection on an answered destination, before it is bridged."""
+        tap = self._new_tap(f"{self.id}-amd{attempt}", out_id, "destination")
+        if not await self._start_tap(tap):
+            return False
+        tap.arm_amd()
+        seen = len(self.detections)
+        try:
+            verdict = await self._wait(lambda: next(
+                (d for d in self.detections[seen:] if d.kind == "amd" and d.leg == "destination"), None)
+                if not self._caller_gone() and out_id not in self.view.ended else False, AMD_WAIT)
+        finally:
+            await self._safe(tap.stop())
+        if self._caller_gone():
+            raise CallerGone()
+        status = verdict.details.get("status") if verdict else "NOTSURE"
+        self._event("destination_amd", leg=out_id, status=status, cause=verdict.details.get("cause") if verdict else None)
+        return status == "MACHINE"
 
     async def _listen_before_answer(self, seconds: int) -> None:
         """Send 183 and listen to early media; without early audio, detection starts at answer."""
@@ -165,7 +208,7 @@ class InboundCall:
             self.detection_path = "after_answer"
             self._write(call={"detection_path": self.detection_path})
         if detection.expect_speech and self.tap is not None:
-            self.tap.pipeline.expect_speech(detection.expect_speech)
+            self.tap.expect_speech(detection.expect_speech)
 
     def _write(self, *, call: dict[str, Any] | None = None, new_legs: list[NewLeg] = (),
                legs: dict[str, dict[str, Any]] | None = None, events: list[tuple[str, dict[str, Any] | None]] = ()) -> None:
@@ -340,7 +383,7 @@ class InboundCall:
             await self._play(route.fallback_message)
         # An unanswered caller hears what happened: 486 busy, 480 no answer, 503 failure.
         await self._hangup(self.inbound, CALLER_CAUSES.get(result, CAUSE_NORMAL))
-        return result.value, last_cause, "destination"
+        return DISPOSITIONS.get(result, "failed"), last_cause, "destination"
 
     def _record_decision(self, decision: Decision) -> None:
         route = decision.route
@@ -400,6 +443,12 @@ class InboundCall:
 
         answer = await self._wait(outcome, ring_timeout + DIAL_GUARD) or (DialResult.NO_ANSWER, None)
         result, cause = answer
+        answered_at = utcnow() if result is DialResult.ANSWERED else None
+        if result is DialResult.ANSWERED and dest.amd:
+            if await self._destination_is_machine(out_id, attempt):
+                result = DialResult.MACHINE
+            elif out_id in self.view.ended:  # the destination hung up while being listened to
+                result = DialResult.FAILED
         if result is not DialResult.ANSWERED:
             await self._hangup(out_id)
             # Wait briefly for the leg's final cause so the record has it.
@@ -408,9 +457,9 @@ class InboundCall:
             end = self.view.ended.get(out_id)
             cause = cause if cause is not None else (end.cause if end else None)
         leg_fields: dict[str, Any] = {"dial_status": result.value}
-        if result is DialResult.ANSWERED:
-            leg_fields["answered_at"] = utcnow()
-        else:
+        if answered_at:
+            leg_fields["answered_at"] = answered_at
+        if result is not DialResult.ANSWERED:
             end = self.view.ended.get(out_id)
             leg_fields |= {"ended_at": (end.at if end else None) or utcnow(), "hangup_cause": cause,
                            "hangup_cause_text": end.cause_text if end else None}

@@ -36,6 +36,7 @@ class RingpoolService:
                                 on_disconnected=self._on_disconnected, start_events=False)
         await self.client.__aenter__()
         self.manager = CallManager(self.client.rest, self.store, self.settings)
+        await self.manager.start()
         self.client.events.start()
         log.info("ARI app %r connecting to %s", ari.app, ari.url)
 

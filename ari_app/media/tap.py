@@ -1,4 +1,4 @@
-"""Capture one channel's incoming audio into a detector pipeline.
+"""Capture one channel's incoming audio into the shared detector hub (and, if asked, speech recognition).
 
 Asterisk side (see platform-notes): a snoop channel spying on the audio the channel *sends us*
 (spy=in), an externalMedia channel streaming RTP to a UDP port of ours, and a mixing bridge holding both.
@@ -16,8 +16,10 @@ import numpy as np
 
 from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.media.rtp import RtpReceiver, open_receiver
+from detectors.amd import AMDParams
 from detectors.events import Event
-from detectors.pipeline import DetectorPipeline
+from detectors.hub import HubRunner
+from detectors.speech import SpeechStream
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +33,18 @@ class TapError(RuntimeError):
 class MediaTap:
     def __init__(self, rest: AriRest, app: str, *, tap_id: str, channel_id: str,
                  own: Callable[[str], None], disown: Callable[[str], None],
-                 on_events: Callable[[list[Event]], None],
-                 pipeline: DetectorPipeline | None = None) -> None:
+                 on_events: Callable[[list[Event]], None], hub: HubRunner,
+                 speech: SpeechStream | None = None) -> None:
         self.rest = rest
         self.app = app
         self.tap_id = tap_id
         self.channel_id = channel_id
         self._own, self._disown = own, disown
         self.on_events = on_events
-        self.pipeline = pipeline or DetectorPipeline(rate=SAMPLE_RATE)
+        self.hub = hub
+        self.speech = speech
+        self.handle: int | None = None
+        self.samples = 0
         self.snoop_id = f"{tap_id}-snoop"
         self.media_id = f"{tap_id}-media"
         self.bridge_id = f"{tap_id}-bridge"
@@ -57,13 +62,19 @@ class MediaTap:
             self.first_audio_at = time.monotonic()
         if not self.heard_energy and frame.size and int(np.abs(frame).max()) > 64:
             self.heard_energy = True
-        events = self.pipeline.feed(frame)
-        if events:
-            self.on_events(events)
+        if self.handle is not None:
+            self.hub.push(self.handle, frame)
+        if self.speech is not None:
+            self.speech.push(frame, self.samples / SAMPLE_RATE)
+            events = self.speech.poll()
+            if events:
+                self.on_events(events)
+        self.samples += frame.size
 
     async def start(self, in_stasis: Callable[[tuple[str, ...]], Awaitable[bool]]) -> None:
         """``in_stasis(ids)`` waits until the owning call has seen StasisStart for each id: a channel
         can only join a bridge once it is in the app."""
+        self.handle = self.hub.open(lambda _handle, event: self.on_events([event]))
         self.receiver = await open_receiver(self._on_frame)
         self.started_at = time.monotonic()
         for channel in self.helper_channels:
@@ -77,8 +88,14 @@ class MediaTap:
         await self.rest.add_to_bridge(self.bridge_id, [self.snoop_id, self.media_id])
         log.info("tap %s: listening to %s on UDP %d", self.tap_id, self.channel_id, self.receiver.port)
 
-    def media_seconds(self) -> float:
-        return self.pipeline.time
+    def arm_amd(self, params: AMDParams | None = None) -> None:
+        """Answering-machine detection from now (the moment the tapped channel answered)."""
+        if self.handle is not None:
+            self.hub.arm_amd(self.handle, params)
+
+    def expect_speech(self, within_s: float) -> None:
+        if self.handle is not None:
+            self.hub.expect_speech(self.handle, within_s)
 
     async def stop(self) -> list[Event]:
         """Tear down every Asterisk object and the socket; flush the detectors' last events."""
@@ -99,7 +116,13 @@ class MediaTap:
             self._disown(channel)
         if self.receiver is not None:
             self.receiver.close()
-        events = await self.pipeline.aclose()
-        if events:
-            self.on_events(events)
+        events: list[Event] = []
+        if self.handle is not None:
+            events += await self.hub.close(self.handle)  # the hub hands these to on_events itself
+            self.handle = None
+        if self.speech is not None:
+            spoken = await self.speech.finish()
+            if spoken:
+                self.on_events(spoken)
+            events += spoken
         return events

@@ -39,6 +39,7 @@ NUMBERS = {
     "hangup": "15550001008",    # a desk that answers and hangs up after 1.5 s
     "listen": "15550001009",    # the answering desk, listening to the caller from answer
     "early": "15550001010",     # greeting, listening to early media for 2 s before answering
+    "amd": "15550001011",       # answering-machine detection on the destination, fallback to the desk
 }
 
 
@@ -81,6 +82,7 @@ destinations:
   - {{name: busy-desk, host: 127.0.0.1, port: {uas_busy}}}
   - {{name: silent-desk, host: 127.0.0.1, port: {uas_noanswer}}}
   - {{name: hangup-desk, host: 127.0.0.1, port: {uas_bye}}}
+  - {{name: phone-desk, host: 127.0.0.1, port: {softphone_desk}, amd: true}}
 campaigns:
   - {{name: greeted, greeting: hello-world, destination: desk, numbers: ["{greeted}"]}}
   - {{name: plain, destination: desk, numbers: ["{plain}"]}}
@@ -91,6 +93,7 @@ campaigns:
   - {{name: message, destination: busy-desk, fallback: {{message: vm-nobodyavail}}, numbers: ["{message}"]}}
   - {{name: hangup, destination: hangup-desk, numbers: ["{hangup}"]}}
   - {{name: listen, destination: desk, detection: {{listen: true, expect_speech: 3}}, numbers: ["{listen}"]}}
+  - {{name: amd, destination: phone-desk, fallback: {{destination: desk}}, numbers: ["{amd}"]}}
   - {{name: early, greeting: hello-world, destination: desk, detection: {{listen: true, early_media: 2}},
       numbers: ["{early}"]}}
 """
@@ -104,6 +107,7 @@ class Stack:
     admin_port: int
     asterisk: BundledAsterisk
     loop: asyncio.AbstractEventLoop
+    softphone_desk_port: int = 0  # destination "phone-desk": a pjsua2 callee a test starts when it needs one
     app: subprocess.Popen | None = None
     uas: list[subprocess.Popen] = field(default_factory=list)
 
@@ -228,7 +232,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     root = default_root()
     ensure_installed(root)
     ports = {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
-             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port()}
+             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port(),
+             "softphone_desk": free_udp_tcp_port()}
     rtp_start = 30000 + (os.getpid() % 200) * 100
     config = tmp / "ringpool.yaml"
     config.write_text(CONFIG.format(state=tmp / "state", rtp_start=rtp_start, rtp_end=rtp_start + 99,
@@ -240,7 +245,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
                                ari_password=ARI_PASSWORD)
     asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=ARI_PASSWORD))
     loop.run_until_complete(asterisk.start())
-    stack = Stack(tmp=tmp, config=config, sip_port=ports["sip"], admin_port=ports["admin"], asterisk=asterisk, loop=loop)
+    stack = Stack(tmp=tmp, config=config, sip_port=ports["sip"], admin_port=ports["admin"], asterisk=asterisk, loop=loop,
+                  softphone_desk_port=ports["softphone_desk"])
     try:
         for port, scenario in ((ports["uas_answer"], ["-sn", "uas"]),
                                (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),
