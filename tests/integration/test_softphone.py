@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from ari_app.asterisk_config import render_all
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
 from ari_app.config import load_settings
 from ari_app.testcall import run_softphone
-from tests.integration.conftest import (ARI_PASSWORD, ADMIN_TOKEN, CONFIG, NUMBERS, Stack, free_port,
-                                        free_udp_tcp_port, utc_now_iso)
+from tests.integration.conftest import (ARI_PASSWORD, NUMBERS, Stack, free_port, free_stack_ports, utc_now_iso,
+                                         write_config)
 
 pytestmark = pytest.mark.integration
 
@@ -203,13 +202,9 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     tmp = tmp_path_factory.mktemp("pbx")
     root = default_root()
     ensure_installed(root)
-    sip, http = free_udp_tcp_port(), free_port(socket.SOCK_STREAM)
-    rtp_start = 50000 + (os.getpid() % 100) * 100
-    config = tmp / "ringpool.yaml"
-    config.write_text(CONFIG.format(state=tmp / "state", sip=sip, http=http, admin=free_port(socket.SOCK_STREAM),
-                                    rtp_start=rtp_start, rtp_end=rtp_start + 99, ari_password=ARI_PASSWORD,
-                                    token=ADMIN_TOKEN, uas_answer=free_port(), uas_busy=free_port(),
-                                    uas_noanswer=free_port(), uas_bye=free_port(), **NUMBERS))
+    ports = free_stack_ports()
+    sip, http = ports["sip"], ports["http"]
+    config = write_config(tmp, ports, rtp_start=50000 + (os.getpid() % 100) * 100)
     settings = load_settings(config)
     run_dir = tmp / "asterisk"
     asterisk = BundledAsterisk(root, run_dir, http_port=http, ari_user=settings.ari.username, ari_password=ARI_PASSWORD)
