@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
+from ari_app.call_detections import CallDetections
 from ari_app.config import Campaign, Destination, Settings
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
@@ -35,6 +36,7 @@ T = TypeVar("T")
 PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
+WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condition (e.g. after a detection)
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
 DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", DialResult.MACHINE: "no_answer",
                 DialResult.FAILED: "failed"}
@@ -78,12 +80,9 @@ class InboundCall:
         self.finished = False
         self.decision_latency_ms: float | None = None
         self.campaign: Campaign | None = None
-        self.started = time.monotonic()
         self.tap: MediaTap | None = None
         self.detection_path: str | None = None
-        self.detections: list[Detection] = []
-        self._watchers: list[asyncio.Queue[Detection]] = []
-        self._last_dtmf_end: dict[str, float] = {}
+        self.detections = CallDetections(ctx.store, call_id, wake=lambda: self.queue.put_nowait(WAKE))
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -92,49 +91,23 @@ class InboundCall:
             self._rfc4733_digit(event)
         self.queue.put_nowait(event)
 
-    # --- detections --------------------------------------------------------------------------------------
+    # --- listening ---------------------------------------------------------------------------------------
 
     def watch_detections(self) -> "asyncio.Queue[Detection]":
         """This call's detections as they happen, for screening, IVR and routing to react to."""
-        queue: asyncio.Queue[Detection] = asyncio.Queue()
-        self._watchers.append(queue)
-        return queue
-
-    def _detected(self, detection: Detection) -> None:
-        self.detections.append(detection)
-        self.queue.put_nowait({"type": "RingpoolDetection", "kind": detection.kind})  # wakes a waiting flow
-        for queue in self._watchers:
-            queue.put_nowait(detection)
-        self.ctx.store.submit("add_detection", self.id, leg=detection.leg, source=detection.source,
-                              kind=detection.kind, start=detection.start, duration=detection.duration,
-                              details=detection.details, flags=detection.flags(), appends=detection.appends(),
-                              values=detection.values(), at=utcnow())
+        return self.detections.watch()
 
     def _rfc4733_digit(self, event: dict[str, Any]) -> None:
-        """Asterisk's RFC 4733 digits, timed like in-band ones: seconds since the call arrived."""
         channel_id = (event.get("channel") or {}).get("id")
-        if channel_id not in self.channels():
-            return
-        leg = "caller" if channel_id == self.inbound else "destination"
-        duration = max(0.0, float(event.get("duration_ms") or 0) / 1000)
-        end = round(time.monotonic() - self.started, 3)
-        start = round(end - duration, 3)
-        previous = self._last_dtmf_end.get(leg)
-        self._last_dtmf_end[leg] = end
-        self._detected(Detection(leg=leg, source="rfc4733", kind="dtmf", start=start, duration=duration,
-                                 details={"digit": str(event.get("digit", ""))[:1],
-                                          "gap_s": round(start - previous, 3) if previous is not None else None}))
+        if channel_id in self.channels():
+            self.detections.rfc4733(event, "caller" if channel_id == self.inbound else "destination")
 
     def _new_tap(self, tap_id: str, channel_id: str, leg: str) -> MediaTap:
-        """A tap whose detections land on this call, timed in seconds since the call arrived."""
+        """A tap whose detections land on this call."""
         tap: MediaTap
 
         def on_events(events: list[Any]) -> None:
-            offset = tap.started_at - self.started if tap.started_at else 0.0
-            for event in events:
-                d = Detection.from_event(event, leg)
-                self._detected(Detection(d.leg, d.source, d.kind, round((d.start or 0.0) + offset, 3),
-                                         d.duration, d.details))
+            self.detections.from_media(events, leg, tap.started_at)
 
         speech = None
         if leg == "caller" and self.campaign and self.campaign.detection.speech:
@@ -174,11 +147,11 @@ class InboundCall:
         if not await self._start_tap(tap):
             return False
         tap.arm_amd()
-        seen = len(self.detections)
+        seen = len(self.detections.items)
         try:
-            verdict = await self._wait(lambda: next(
-                (d for d in self.detections[seen:] if d.kind == "amd" and d.leg == "destination"), None)
-                if not self._caller_gone() and out_id not in self.view.ended else False, AMD_WAIT)
+            verdict = await self._wait(lambda: self.detections.since(seen, "amd", "destination")
+                                       if not self._caller_gone() and out_id not in self.view.ended else False,
+                                       AMD_WAIT)
         finally:
             await self._safe(tap.stop())
         if self._caller_gone():
