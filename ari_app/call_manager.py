@@ -14,7 +14,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
-from ari_app.ari import AriError, AriNotFound, AriRest
+from ari_app.ari import AriError, AriRest
 from ari_app.call_state import event_channel_ids
 from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall

@@ -230,3 +230,13 @@ def read_wav(path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert w.getsampwidth() == 2 and w.getnchannels() == 1
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+
+
+def write_wav(path, samples: np.ndarray, rate: int):
+    """A mono 16-bit WAV of ``samples`` (floats in int16 units, clipped), e.g. for a softphone to play."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm16(samples).astype("<i2").tobytes())
+    return path

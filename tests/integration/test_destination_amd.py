@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,7 @@ RATE = 8000
 def greeting_wav(app: Stack, name: str, text: str, trailing_silence: float) -> Path:
     speech = sig.espeak(text, RATE, voice="en", cache_dir=str(app.tmp))
     samples = np.concatenate([sig.silence(0.3, RATE), speech, sig.silence(trailing_silence, RATE)])
-    path = app.tmp / f"{name}.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(sig.pcm16(samples).astype("<i2").tobytes())
-    return path
+    return sig.write_wav(app.tmp / f"{name}.wav", samples, RATE)
 
 
 def answering_desk(app: Stack, wav: Path) -> subprocess.Popen:

@@ -4,9 +4,7 @@ and the call record shows what was detected, at about the right time."""
 from __future__ import annotations
 
 import asyncio
-import wave
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,15 +17,6 @@ pytestmark = pytest.mark.integration
 RATE = 8000
 
 
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(sig.pcm16(samples).astype("<i2").tobytes())
-    return path
-
-
 def seconds(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
@@ -36,7 +25,7 @@ def call_with_audio(app: Stack, audio: np.ndarray, name: str, *, number: str = N
                     **options) -> tuple[dict, dict]:
     """Place a softphone call that plays ``audio`` after answer; return (softphone result, call record)."""
     since = utc_now_iso()
-    wav = write_wav(app.tmp / f"{name}.wav", audio)
+    wav = sig.write_wav(app.tmp / f"{name}.wav", audio, RATE)
     result = asyncio.run(run_softphone(call=f"sip:{number}@127.0.0.1:{app.sip_port}", caller_id="15557770999",
                                        play=str(wav), hold=len(audio) / RATE + 1.5, timeout=40, **options))
     assert result["answered"], result
