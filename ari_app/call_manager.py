@@ -138,7 +138,22 @@ class CallManager:
             for channel in channels.values():
                 if channel["id"] not in self.by_channel and channel["id"] not in handled and self._in_our_app(channel):
                     await self._take_unknown(channel)
+            await self._remove_orphan_bridges()
             await self.import_fallback_calls()
+
+    async def _remove_orphan_bridges(self) -> None:
+        """Bridges this app made (ids it chose) whose call no longer runs here: left by a crash."""
+        live = {call.bridge_id for call in self.calls.values()} | {
+            call.tap.bridge_id for call in self.calls.values() if call.tap is not None}
+        for bridge in await self.rest.list_bridges():
+            bridge_id = bridge.get("id", "")
+            ours = bridge_id.endswith("-bridge") and bridge.get("creator") == "Stasis"
+            if ours and bridge_id not in live and not any(c in self.by_channel for c in bridge.get("channels", [])):
+                log.info("destroying orphan bridge %s", bridge_id)
+                try:
+                    await self.rest.destroy_bridge(bridge_id)
+                except AriError as exc:
+                    log.warning("orphan bridge %s: %s", bridge_id, exc)
 
     @staticmethod
     def _replay_missed(call: InboundCall, channels: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ def test_app_killed_mid_call_and_call_ends_while_it_is_down(app: Stack) -> None:
     assert call["end_observed"] == "reconciled"
     assert call["bridged_at"] and call["ended_at"] > call["bridged_at"]
     assert "reconciled" in [e["kind"] for e in call["events"]]
+    assert f"{call['id']}-bridge" not in [b["id"] for b in app.ari_get("/bridges")], "its bridge was cleaned up"
 
 def test_app_restarted_mid_call_adopts_the_live_call(app: Stack) -> None:
     since = utc_now_iso()
