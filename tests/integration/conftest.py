@@ -4,6 +4,7 @@ kill it), SIPp UAS processes as destinations (answering, busy, never answering) 
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import json
 import os
@@ -181,6 +182,14 @@ class Stack:
     def restart_asterisk(self) -> None:
         self.loop.run_until_complete(self.asterisk.stop())
         self.loop.run_until_complete(self.asterisk.start())
+
+    def ari_get(self, path: str) -> Any:
+        """A GET on the bundled Asterisk's ARI, to check what Asterisk itself holds."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.asterisk.http_port}/ari{path}")
+        token = base64.b64encode(f"{self.asterisk.ari_user}:{self.asterisk.ari_password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return json.load(resp)
 
     def asterisk_cli(self, command: str) -> str:
         return self.loop.run_until_complete(self.asterisk.cli(command))
