@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ari_app.config import Destination, Settings, Trunk
+from ari_app.config import TEST_SERVICE_ECHO, TEST_SERVICE_READBACK, Destination, Settings, Trunk
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk-config"
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -47,8 +47,9 @@ def trunk_sections(trunk: Trunk) -> str:
 
 
 def destination_sections(dest: Destination) -> str:
-    """SIP destinations get an endpoint of their own; trunk destinations are dialled through the trunk."""
-    if dest.kind != "sip":
+    """SIP destinations get an endpoint of their own; trunk destinations are dialled through the trunk, and
+    test-account destinations are the account's own endpoint (rendered with the accounts)."""
+    if dest.kind != "sip" or dest.account:
         return ""
     user = f"{dest.user}@" if dest.user else ""
     return "\n".join([
@@ -59,8 +60,11 @@ def destination_sections(dest: Destination) -> str:
 
 
 def render_all(settings: Settings, *, root: Path, run_dir: Path, ari_password: str,
-               extra_pjsip: str = "", extra_extensions: str = "") -> dict[str, str]:
-    """All files of the per-run etc folder, by name."""
+               extra_pjsip: str = "", extra_extensions: str = "", accounts_conf: str | None = None) -> dict[str, str]:
+    """All files of the per-run etc folder, by name. ``accounts_conf`` is the test-accounts include file
+    (default: the configured accounts only; the running app rewrites it with API accounts and bans)."""
+    from ari_app.accounts.model import ACCOUNTS_CONF, configured_specs, opus_module_present, render_accounts_conf
+
     generated = "\n".join([trunk_sections(t) for t in settings.trunks.values()]
                           + [destination_sections(d) for d in settings.destinations.values()])
     ast = settings.asterisk
@@ -71,6 +75,8 @@ def render_all(settings: Settings, *, root: Path, run_dir: Path, ari_password: s
         "sip_bind": ast.sip_bind, "sip_port": str(ast.sip_port),
         "rtp_start": str(ast.rtp_start), "rtp_end": str(ast.rtp_end),
         "generated": generated + "\n" + extra_pjsip, "extra_extensions": extra_extensions,
+        "accounts_conf": ACCOUNTS_CONF,
+        "echo_number": TEST_SERVICE_ECHO, "readback_number": TEST_SERVICE_READBACK,
     }
     files: dict[str, str] = {}
     for template in sorted(TEMPLATE_DIR.iterdir()):
@@ -81,5 +87,8 @@ def render_all(settings: Settings, *, root: Path, run_dir: Path, ari_password: s
             files[template.stem] = render_template(text, values, name=template.name)
         else:
             files[template.name] = text
+    if accounts_conf is None:
+        accounts_conf = render_accounts_conf(configured_specs(settings), opus=opus_module_present(root))
+    files[ACCOUNTS_CONF] = accounts_conf
     return files
 

@@ -22,6 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start (bundled Asterisk if configured), the ARI app and the admin API")
     sub.add_parser("check-config", help="validate the configuration and exit")
     sub.add_parser("migrate", help="create or upgrade the database and exit")
+    accounts = sub.add_parser("accounts", help="softphone test accounts: add, list, remove")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    add = acc_sub.add_parser("add", help="create a test account (the password is printed once)")
+    add.add_argument("username")
+    add.add_argument("--caller-number", required=True, help="the caller number the account presents")
+    add.add_argument("--caller-name", default="", help="the caller name the account presents")
+    add.add_argument("--header", action="append", default=[], metavar="'Name: value'",
+                     help="P-Asserted-Identity, Privacy, Diversion or P-Charge-Info to present (repeatable)")
+    add.add_argument("--password", help="default: a strong generated one")
+    acc_sub.add_parser("list", help="list test accounts")
+    remove = acc_sub.add_parser("remove", help="remove a test account created with add or the API")
+    remove.add_argument("username")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(f"{settings.path}: OK ({len(settings.campaigns)} campaigns, {len(settings.numbers)} tracking numbers, "
-              f"{len(settings.destinations)} destinations, {len(settings.trunks)} trunks)")
+              f"{len(settings.destinations)} destinations, {len(settings.trunks)} trunks, "
+              f"{len(settings.test_accounts)} test accounts)")
         return 0
     if args.command == "migrate":
         from storage.db import open_database, schema_version
@@ -40,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         db = open_database(settings.database)
         print(f"{settings.database}: schema version {schema_version(db)}")
         return 0
+    if args.command == "accounts":
+        from ari_app.accounts.cli import accounts_command
+
+        return accounts_command(settings, args)
     from ari_app.runner import run
 
     asyncio.run(run(settings))

@@ -41,6 +41,10 @@ class AsteriskSettings:
     http_port: int
     rtp_start: int
     rtp_end: int
+    # Where Ringpool writes its dynamic PJSIP sections (test accounts, bans) and reads Asterisk's security
+    # log. Bundled: inside the run folder. External Asterisk: set them (and #include the file in pjsip.conf).
+    accounts_file: Path | None = None
+    security_log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,11 @@ class Destination:
     trunk: str | None = None
     number: str | None = None
     amd: bool = False  # listen when it answers, before bridging: an answering machine counts as no answer
+    account: str | None = None  # a registered test account (kind "sip"), dialled as PJSIP/<username>
 
     @property
     def endpoint(self) -> str:
-        return f"dest-{self.name}"
+        return self.account if self.account else f"dest-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,87 @@ class TrackingNumber:
     campaign: str
 
 
+# --- test accounts (softphones that call in like a PSTN caller) ----------------------------------------------
+
+ACCOUNT_USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
+# Names Asterisk or carriers use on their own: a From user "anonymous" from a trunk must never be taken for an
+# account, and trunk-/dest- are the endpoint names Ringpool renders for trunks and destinations.
+RESERVED_USERNAMES = frozenset({"anonymous", "restricted", "unknown", "unavailable", "private", "asterisk",
+                                "ringpool", "transport-udp", "global", "system", "guest", "admin", "root"})
+RESERVED_PREFIXES = ("trunk-", "dest-", "ringpool-")
+ACCOUNT_CALLER_RE = re.compile(r"^(\+?[0-9]{1,20}|anonymous|restricted|unavailable)$", re.I)
+ACCOUNT_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f\";\\<>]{0,64}$")
+# The headers a test account can present, and the channel variables the dialplan copies them into (the same
+# ones the trunk path fills from the INVITE).
+ACCOUNT_HEADERS = {"p-asserted-identity": ("P-Asserted-Identity", "RINGPOOL_PAI"),
+                   "privacy": ("Privacy", "RINGPOOL_PRIVACY"),
+                   "diversion": ("Diversion", "RINGPOOL_DIVERSION"),
+                   "p-charge-info": ("P-Charge-Info", "RINGPOOL_CHARGE")}
+ACCOUNT_HEADER_VALUE_RE = re.compile(r"^[\x20-\x7e]{1,256}$")
+MIN_PASSWORD = 12
+
+
+def account_username_problem(username: Any) -> str | None:
+    """Why a test-account user name is not allowed, or None. Names are endpoint names in pjsip.conf."""
+    if not isinstance(username, str) or not ACCOUNT_USERNAME_RE.match(username):
+        return ("2-32 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter "
+                "(not a number: trunk callers' numbers must never match an account)")
+    if username in RESERVED_USERNAMES or username.startswith(RESERVED_PREFIXES):
+        return f"{username!r} is reserved (also: names starting with {', '.join(RESERVED_PREFIXES)})"
+    return None
+
+
+def account_password_problem(password: Any) -> str | None:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= 128:
+        return f"{MIN_PASSWORD} to 128 characters"
+    if any(not (0x21 <= ord(ch) <= 0x7e) for ch in password):
+        return "printable ASCII without spaces"
+    return None
+
+
+def account_headers_problem(headers: Any) -> tuple[str | None, dict[str, str]]:
+    """Validate {header name: value}; returns (problem, headers by canonical name)."""
+    if not isinstance(headers, dict):
+        return "expected a mapping of header name to value", {}
+    result: dict[str, str] = {}
+    for name, value in headers.items():
+        known = ACCOUNT_HEADERS.get(str(name).lower())
+        if known is None:
+            return (f"{name!r} is not supported (one of {', '.join(h for h, _v in ACCOUNT_HEADERS.values())})",
+                    {})
+        if not isinstance(value, str) or not ACCOUNT_HEADER_VALUE_RE.match(value):
+            return f"{name}: 1-256 printable ASCII characters", {}
+        result[known[0]] = value
+    return None, result
+
+
+@dataclass(frozen=True)
+class TestAccount:
+    """A softphone login that calls in like a PSTN caller, presenting a configured caller id and headers."""
+
+    __test__ = False  # not a pytest class
+
+    username: str
+    caller_number: str
+    caller_name: str = ""
+    password: str | None = None  # None: generated into the state folder's secrets
+    headers: dict[str, str] = field(default_factory=dict)  # canonical header name -> value
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """fail2ban-style counting of Asterisk's authentication failures per source address."""
+
+    max_failures: int = 5
+    window: int = 60  # seconds
+    ban_seconds: int = 600
+    never_ban: tuple[str, ...] = ()  # addresses/CIDRs never banned (trunk addresses are never banned either)
+
+
+TEST_SERVICE_ECHO = "*43"
+TEST_SERVICE_READBACK = "*65"
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -137,6 +223,8 @@ class Settings:
     campaigns: dict[str, Campaign]
     numbers: dict[str, TrackingNumber] = field(default_factory=dict)
     speech: SpeechSettings = SpeechSettings()
+    test_accounts: dict[str, TestAccount] = field(default_factory=dict)
+    security: SecuritySettings = SecuritySettings()
 
 
 class _Section:
@@ -267,6 +355,17 @@ def _read_trunk(s: _Section) -> Trunk:
 
 def _read_destination(s: _Section) -> Destination:
     name = s.string("name", pattern=NAME_RE, hint="lower-case letters, digits, - and _")
+    if "account" in s.data:
+        account = s.string("account")
+        problem = account_username_problem(account)
+        if problem:
+            raise s.error("account", f"invalid test account name {account!r}: {problem}")
+        amd = s.boolean("amd", False)
+        for other in ("host", "port", "user", "trunk", "number"):
+            if other in s.data:
+                raise s.error(other, "a destination is either an account, a host or a trunk number")
+        s.reject_unknown()
+        return Destination(name=name, kind="sip", account=account, amd=amd)
     if "trunk" in s.data:
         trunk = s.string("trunk", pattern=NAME_RE)
         number = s.string("number", pattern=re.compile(r"^\+?[0-9]{3,20}$"), hint="digits, optional leading +")
@@ -316,6 +415,51 @@ def _read_speech(s: _Section, base: Path) -> SpeechSettings:
         keywords[str(name)] = expression
     s.reject_unknown()
     return SpeechSettings(model=(base / model).resolve() if model else None, keywords=keywords)
+
+
+def _read_test_account(s: _Section) -> TestAccount:
+    username = s.string("username")
+    problem = account_username_problem(username)
+    if problem:
+        raise s.error("username", f"invalid user name {username!r}: {problem}")
+    password = s.raw("password", None)
+    if password is not None:
+        if isinstance(password, int) and not isinstance(password, bool):
+            password = str(password)
+        problem = account_password_problem(password)
+        if problem:
+            raise s.error("password", f"{problem} (or leave it out: a strong one is generated)")
+    caller_number = s.string("caller_number")
+    if not ACCOUNT_CALLER_RE.match(caller_number):
+        raise s.error("caller_number", f"invalid value {caller_number!r}: digits with an optional leading +, "
+                                       "or anonymous/restricted/unavailable")
+    caller_name = s.string("caller_name", "")
+    if not ACCOUNT_NAME_RE.match(caller_name):
+        raise s.error("caller_name", "up to 64 characters, no control characters, quotes, ';', '\\', '<' or '>'")
+    raw_headers = s.raw("headers", None)
+    headers: dict[str, str] = {}
+    if raw_headers is not None:
+        problem, headers = account_headers_problem(dict(raw_headers) if isinstance(raw_headers, dict) else raw_headers)
+        if problem:
+            raise s.error("headers", problem)
+    s.reject_unknown()
+    return TestAccount(username=username, caller_number=caller_number, caller_name=caller_name, password=password,
+                       headers=headers)
+
+
+def _read_security(s: _Section) -> SecuritySettings:
+    never = s.string_list("never_ban")
+    for entry in never:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise s.error("never_ban", f"{entry!r} is not an IP address or CIDR range") from None
+    security = SecuritySettings(max_failures=s.integer("max_failures", 5, low=1, high=1000),
+                                window=s.integer("window", 60, low=1, high=86400),
+                                ban_seconds=s.integer("ban_seconds", 600, low=1, high=30 * 86400),
+                                never_ban=tuple(never))
+    s.reject_unknown()
+    return security
 
 
 def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
@@ -376,6 +520,15 @@ def load_settings(path: Path | str) -> Settings:
     )
     if asterisk.rtp_end <= asterisk.rtp_start:
         raise ast.error("rtp_end", "must be above rtp_start")
+    run_dir = state_dir / "asterisk"
+    accounts_file = ast.string("accounts_file", None)
+    security_log = ast.string("security_log", None)
+    asterisk = AsteriskSettings(
+        **{k: getattr(asterisk, k) for k in ("bundled", "sip_bind", "sip_port", "http_port", "rtp_start", "rtp_end")},
+        accounts_file=(base / accounts_file).resolve() if accounts_file else
+        (run_dir / "etc" / "pjsip_ringpool.conf" if asterisk.bundled else None),
+        security_log=(base / security_log).resolve() if security_log else
+        (run_dir / "log" / "security.log" if asterisk.bundled else None))
     ast.reject_unknown()
 
     ari_s = top.section("ari")
@@ -426,8 +579,11 @@ def load_settings(path: Path | str) -> Settings:
                                   f"{number} is already a tracking number of campaign {numbers[number].campaign!r}")
             numbers[number] = TrackingNumber(number=number, campaign=campaign.name)
     speech = _read_speech(top.section("speech"), base)
+    test_accounts = _unique([(_read_test_account(s), line) for s, line in top.items("test_accounts")],
+                            path, "test_accounts", lambda a: a.username)
+    security = _read_security(top.section("security"))
     top.reject_unknown()
 
     return Settings(path=path, state_dir=state_dir, database=database, ari=ari, asterisk=asterisk,
                     admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers,
-                    speech=speech)
+                    speech=speech, test_accounts=test_accounts, security=security)

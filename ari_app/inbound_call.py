@@ -518,5 +518,5 @@ def _new_call(call_id: str, s: Signaling, start_event: dict[str, Any]) -> NewCal
         id=call_id, inbound_channel=s.channel_id, arrived_at=ari_time(start_event) or utcnow(),
         caller_number=s.caller_number, caller_name=s.caller_name, dialed_number=s.dialed_number, trunk=s.trunk,
         p_asserted_identity=s.p_asserted_identity, privacy=s.privacy, diversion=s.diversion,
-        p_charge_info=s.p_charge_info,
+        p_charge_info=s.p_charge_info, is_test=int(s.test_account is not None), test_account=s.test_account,
     )

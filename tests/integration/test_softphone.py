@@ -18,7 +18,8 @@ from ari_app.asterisk_config import render_all
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
 from ari_app.config import load_settings
 from ari_app.testcall import run_softphone
-from tests.integration.conftest import (ARI_PASSWORD, NUMBERS, Stack, free_port, free_stack_ports, utc_now_iso,
+from tests.integration.conftest import (ARI_PASSWORD, NUMBERS, Stack, free_port, free_stack_ports, rtp_block,
+                                        utc_now_iso,
                                          write_config)
 
 pytestmark = pytest.mark.integration
@@ -204,7 +205,7 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     ensure_installed(root)
     ports = free_stack_ports()
     sip, http = ports["sip"], ports["http"]
-    config = write_config(tmp, ports, rtp_start=50000 + (os.getpid() % 100) * 100)
+    config = write_config(tmp, ports, rtp_start=rtp_block())
     settings = load_settings(config)
     run_dir = tmp / "asterisk"
     asterisk = BundledAsterisk(root, run_dir, http_port=http, ari_user=settings.ari.username, ari_password=ARI_PASSWORD)

@@ -1,0 +1,1 @@
+"""Helpers for bench/detectors_vs_asterisk.py."""
