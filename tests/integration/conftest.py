@@ -59,14 +59,15 @@ def korean_model() -> str:
 # release it" cannot hand the same port to another process a moment later. Each test process takes its own
 # block by PID: SIPp callers' signalling and media ports, and Asterisk RTP ranges.
 _BLOCK = 20000 + (os.getpid() % 30) * 400
-_sipp_slots = itertools.cycle(range(_BLOCK, _BLOCK + 200, 8))
+_SLOT = 8  # SIPp binds its media port and the one two above it (audio and video echo)
+_desk_slots = iter(range(_BLOCK, _BLOCK + 6 * _SLOT, _SLOT))  # long-lived desks: never handed out again
+_caller_slots = itertools.cycle(range(_BLOCK + 6 * _SLOT, _BLOCK + 200, _SLOT))  # short-lived callers: reused
 _rtp_blocks = itertools.count(_BLOCK + 200, 100)
 
 
-def sipp_ports() -> tuple[int, int]:
-    """A signalling port and a media port for one SIPp: an 8-port slot, since SIPp binds the media port and
-    the one two above it (audio and video echo)."""
-    port = next(_sipp_slots)
+def sipp_ports(*, long_lived: bool = False) -> tuple[int, int]:
+    """A signalling port and a media port for one SIPp process."""
+    port = next(_desk_slots if long_lived else _caller_slots)
     return port, port + 2
 
 
@@ -329,7 +330,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
                                (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
                                (ports["uas_bye"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "1500"])):
             stack.uas.append(subprocess.Popen(
-                ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(sipp_ports()[1]), "-nostdin"],
+                ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(sipp_ports(long_lived=True)[1]),
+                 "-nostdin"],
                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         stack.start_app()
         yield stack
