@@ -240,11 +240,14 @@ class InboundCall:
         return result
 
     async def _hangup(self, channel_id: str, cause: int = CAUSE_NORMAL) -> None:
-        self.view.hung_up_by_us.add(channel_id)
+        self.view.hung_up_by_us.add(channel_id)  # before the request: its events may arrive before the reply
         try:
             await self.ctx.rest.hangup(channel_id, reason_code=cause)
         except AriNotFound:
             pass
+        except AriError:
+            self.view.hung_up_by_us.discard(channel_id)  # not hung up after all: cleanup tries again
+            raise
 
     # --- the flow ----------------------------------------------------------------------------------------
 
@@ -499,7 +502,9 @@ class InboundCall:
         if self.tap is not None:
             await self._safe(self.tap.stop())
         for channel_id in self.channels():
-            if channel_id not in self.view.ended:
+            # Never a second hang-up for a channel already hung up: its cause could overwrite the first one's
+            # (a rejected caller would get 603 Decline instead of 404).
+            if channel_id not in self.view.ended and channel_id not in self.view.hung_up_by_us:
                 try:
                     await self._hangup(channel_id)
                 except AriError as exc:
