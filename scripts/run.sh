@@ -14,4 +14,10 @@ fi
 cleanup() { [[ -n "$desk_pid" ]] && kill "$desk_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-.venv/bin/python -m ari_app --config "$config" run
+# The app runs in the background so that a signal sent to this script alone (a supervisor's TERM, not only a
+# terminal's Ctrl-C to the whole group) reaches it; the app then stops Asterisk itself.
+.venv/bin/python -m ari_app --config "$config" run &
+app_pid=$!
+trap 'kill -TERM "$app_pid" 2>/dev/null || true' INT TERM
+wait "$app_pid" || true
+wait "$app_pid" 2>/dev/null || true
