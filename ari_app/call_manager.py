@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +18,7 @@ from ari_app.call_state import event_channel_ids
 from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall
 from ari_app.media.tap import SAMPLE_RATE
+from ari_app.metrics import CallMetrics
 from detectors.hub import HubRunner
 from detectors.speech import load_model
 from storage.async_store import AsyncCallStore
@@ -46,11 +46,11 @@ class CallManager:
         self.by_channel: dict[str, InboundCall] = {}
         self.calls: dict[str, InboundCall] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.metrics = CallMetrics()
         # One detector hub for every listened call: streams are processed together, vectorised.
         self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
-                               on_latency=self.latencies_ms.append)
+                               on_latency=self.metrics.observe_decision_ms)
         self._reconcile_lock = asyncio.Lock()
 
     # --- registry ----------------------------------------------------------------------------------------

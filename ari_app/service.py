@@ -12,6 +12,8 @@ from typing import Any
 from ari_app.ari import AriClient
 from ari_app.call_manager import CallManager
 from ari_app.config import Settings
+from ari_app.metrics import CallMetrics
+from ari_app.metrics import render as render_metrics
 from dialplan.destinations import dial_string
 from storage.async_store import AsyncCallStore
 
@@ -67,6 +69,16 @@ class RingpoolService:
             "database_ok": await self.store.healthy(),
             "active_calls": self.manager.active_calls if self.manager else 0,
         }
+
+    async def metrics(self) -> str:
+        """The Prometheus text for /metrics."""
+        hub = self.manager.hub.hub.stats if self.manager else None
+        return render_metrics(
+            status=await self.status(),
+            calls_by_disposition=await self.store.call("counts_by", "disposition"),
+            decisions=await self.store.call("counts_by", "decision"),
+            metrics=self.manager.metrics if self.manager else CallMetrics(),
+            detector_streams=hub.streams if hub else 0, detector_cpu_s=hub.cpu_s if hub else 0.0)
 
     async def stop(self) -> None:
         self._stopping = True

@@ -272,6 +272,14 @@ class CallStore:
         row = self.db.execute("SELECT call_id FROM call_legs WHERE channel_id = ?", [channel_id]).fetchone()
         return row[0] if row else None
 
+    def counts_by(self, column: str) -> dict[str, int]:
+        """Finished calls grouped by ``disposition`` or ``decision`` (for metrics)."""
+        if column not in ("disposition", "decision"):
+            raise ValueError(f"cannot group by {column!r}")
+        rows = self.conn.execute(f"SELECT {column}, COUNT(*) FROM calls WHERE {column} IS NOT NULL "
+                                 f"GROUP BY {column}").fetchall()
+        return {str(value): count for value, count in rows}
+
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 

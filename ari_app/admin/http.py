@@ -33,6 +33,7 @@ class AdminDeps:
     token: str
     status: Callable[[], Awaitable[dict[str, Any]]]
     accounts: "AccountManager | None" = None  # test accounts, security events and bans
+    metrics: Callable[[], Awaitable[str]] | None = None  # Prometheus text for /metrics
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -213,7 +214,15 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
             return _error(404, f"{address} is not banned")
         return web.json_response({"unbanned": address, "applied": applied})
 
+    async def metrics(_request: web.Request) -> web.Response:
+        # Like /healthz, outside /api: scrapers carry no token; bind the admin server to a trusted address.
+        if deps.metrics is None:
+            return _error(404, "metrics are not enabled")
+        return web.Response(text=await deps.metrics(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Prometheus-Format": "0.0.4"})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/test-accounts", list_accounts)
     app.router.add_post("/api/v1/test-accounts", create_account)
     app.router.add_delete("/api/v1/test-accounts/{username}", delete_account)

@@ -168,3 +168,24 @@ def test_many_concurrent_calls_each_get_a_complete_record(app: Stack) -> None:
     assert len(calls) == 8
     assert {c["disposition"] for c in calls} == {"completed"}
     assert len({c["caller_number"] for c in calls}) == 8
+
+
+def test_metrics_reflect_real_calls(app: Stack) -> None:
+    import urllib.request
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{app.admin_port}/metrics", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            body = resp.read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines() if line and not line.startswith("#")}
+
+    before = scrape()
+    since = utc_now_iso()
+    assert app.sipp(NUMBERS["plain"], hold_ms=500).returncode == 0
+    app.wait_call(since, NUMBERS["plain"])
+    after = scrape()
+    completed = 'ringpool_calls_total{disposition="completed"}'
+    assert after[completed] == before.get(completed, 0) + 1
+    assert after["ringpool_decision_latency_seconds_count"] >= before["ringpool_decision_latency_seconds_count"] + 1
+    assert after["ringpool_ari_connected"] == 1 and after["ringpool_database_ok"] == 1
