@@ -118,8 +118,7 @@ class CallStore:
             for leg in new_legs:
                 self._insert_leg(call_id, leg)
             for channel_id, fields in (legs or {}).items():
-                sets, values = self._assignments("call_legs", fields)
-                self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
+                self._update_leg(channel_id, fields)
             for kind, at, data in events:
                 self._insert_event(call_id, kind, data, at)
 
@@ -131,9 +130,8 @@ class CallStore:
         self.apply(call_id, new_legs=[NewLeg(channel_id, role, destination, dial_string, created_at)])
 
     def update_leg(self, channel_id: str, **fields: Any) -> None:
-        sets, values = self._assignments("call_legs", fields)
         with self.conn:
-            self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
+            self._update_leg(channel_id, fields)
 
     def add_event(self, call_id: str, kind: str, data: dict[str, Any] | None = None, *, at: str | None = None) -> None:
         with self.conn:
@@ -157,8 +155,7 @@ class CallStore:
             if already_ended:
                 return
             for channel_id, fields in (legs or {}).items():
-                sets, values = self._assignments("call_legs", fields)
-                self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
+                self._update_leg(channel_id, fields)
             ended_at = ended_at or utcnow()
             first_dial = self.conn.execute(
                 "SELECT MIN(created_at) FROM call_legs WHERE call_id = ? AND role = 'outbound'", [call_id]).fetchone()[0]
@@ -176,6 +173,10 @@ class CallStore:
     def _update_call(self, call_id: str, fields: dict[str, Any]) -> None:
         sets, values = self._assignments("calls", fields | {"updated_at": utcnow()})
         self.conn.execute(f"UPDATE calls SET {sets} WHERE id = ?", [*values, call_id])
+
+    def _update_leg(self, channel_id: str, fields: dict[str, Any]) -> None:
+        sets, values = self._assignments("call_legs", fields)
+        self.conn.execute(f"UPDATE call_legs SET {sets} WHERE channel_id = ?", [*values, channel_id])
 
     def _insert_leg(self, call_id: str, leg: NewLeg) -> None:
         self.conn.execute(

@@ -50,7 +50,6 @@ class MediaTap:
         self.bridge_id = f"{tap_id}-bridge"
         self.receiver: RtpReceiver | None = None
         self.started_at: float | None = None
-        self.first_audio_at: float | None = None
         self.heard_energy = False
 
     @property
@@ -58,8 +57,6 @@ class MediaTap:
         return self.snoop_id, self.media_id
 
     def _on_frame(self, frame: np.ndarray) -> None:
-        if self.first_audio_at is None:
-            self.first_audio_at = time.monotonic()
         if not self.heard_energy and frame.size and int(np.abs(frame).max()) > 64:
             self.heard_energy = True
         if self.handle is not None:
