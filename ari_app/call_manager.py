@@ -8,15 +8,17 @@ finalised, and calls refused by the dialplan fallback while the app was away are
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ari_app.ari import AriError, AriRest
 from ari_app.call_state import event_channel_ids
 from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall
+from ari_app.logging_setup import call_id_var
 from ari_app.media.tap import SAMPLE_RATE
 from ari_app.metrics import CallMetrics
 from detectors.hub import HubRunner
@@ -24,6 +26,9 @@ from detectors.speech import load_model
 from storage.async_store import AsyncCallStore
 from storage.calls import NewCall
 from storage.db import format_time, parse_time, utcnow
+
+if TYPE_CHECKING:
+    from ari_app.tracking.service import TrackingService
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,8 @@ HUB_CAPACITY = 64  # streams per detector bank: CPU per stream falls with width,
 
 
 class CallManager:
-    def __init__(self, rest: AriRest, store: AsyncCallStore, settings: Settings) -> None:
+    def __init__(self, rest: AriRest, store: AsyncCallStore, settings: Settings,
+                 tracking: "TrackingService | None" = None) -> None:
         self.rest = rest
         self.store = store
         self.settings = settings
@@ -50,7 +56,7 @@ class CallManager:
         # One detector hub for every listened call: streams are processed together, vectorised.
         self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
-                               on_latency=self.metrics.observe_decision_ms)
+                               on_latency=self.metrics.observe_decision_ms, tracking=tracking)
         self._reconcile_lock = asyncio.Lock()
 
     # --- registry ----------------------------------------------------------------------------------------
@@ -68,7 +74,9 @@ class CallManager:
     def _spawn(self, call: InboundCall, coro: Any) -> None:
         self.calls[call.id] = call
         self.own(call.inbound, call)
-        task = asyncio.create_task(coro, name=f"call-{call.id}")
+        context = contextvars.copy_context()  # the call's own: every log line of its task carries its id
+        context.run(call_id_var.set, call.id)
+        task = asyncio.create_task(coro, name=f"call-{call.id}", context=context)
         self.tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:

@@ -18,6 +18,7 @@ class CallState(str, Enum):
     EARLY_MEDIA = "early_media"
     ANSWERED = "answered"
     GREETING = "greeting"
+    EXTENSION = "extension"  # asking an extension-site caller for the extension on the web page
     RINGING = "ringing"
     DIALING = "dialing"
     BRIDGED = "bridged"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from pathlib import Path
 
 from ari_app.config import load_settings
+from ari_app.logging_setup import configure_logging
 from ari_app.yaml_located import ConfigError
 
 DEFAULT_CONFIG = Path("config/ringpool.yaml")
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ringpool", description="Call tracking and screening on Asterisk")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML configuration file")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", default=os.environ.get("RINGPOOL_LOG_FORMAT", "text"),
+                        help="text (default) or json: one JSON object per line, with the call id "
+                             "(default from RINGPOOL_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start (bundled Asterisk if configured), the ARI app and the admin API")
     sub.add_parser("check-config", help="validate the configuration and exit")
@@ -35,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     remove = acc_sub.add_parser("remove", help="remove a test account created with add or the API")
     remove.add_argument("username")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # validated here, not with choices=, so a bad RINGPOOL_LOG_FORMAT is refused too
+    if args.log_format not in ("text", "json"):
+        parser.error(f"--log-format / RINGPOOL_LOG_FORMAT: expected text or json, not {args.log_format!r}")
+    try:
+        configure_logging(args.log_level, json=args.log_format == "json")
+    except ValueError as exc:
+        parser.error(f"--log-level: {exc}")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -10,9 +10,13 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ari_app.yaml_located import ConfigError, LocatedList, LocatedMap, load_located
+
+if TYPE_CHECKING:
+    from ari_app.outbox.model import Sink
+    from ari_app.tracking.model import Pool
 
 T = TypeVar("T")
 
@@ -127,6 +131,8 @@ class Campaign:
 class TrackingNumber:
     number: str
     campaign: str
+    pool: str | None = None
+    role: str = "static"  # static (a campaign's own), pool (leased to visitors), overflow, extension
 
 
 # --- test accounts (softphones that call in like a PSTN caller) ----------------------------------------------
@@ -225,6 +231,9 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     test_accounts: dict[str, TestAccount] = field(default_factory=dict)
     security: SecuritySettings = SecuritySettings()
+    pools: dict[str, "Pool"] = field(default_factory=dict)
+    inventory: tuple[str, ...] = ()  # numbers in no campaign, from which pools grow
+    webhooks: dict[str, "Sink"] = field(default_factory=dict)  # where call events are sent (the outbox)
 
 
 class _Section:
@@ -578,12 +587,44 @@ def load_settings(path: Path | str) -> Settings:
                 raise ConfigError(path, line, f"{s.key}.numbers",
                                   f"{number} is already a tracking number of campaign {numbers[number].campaign!r}")
             numbers[number] = TrackingNumber(number=number, campaign=campaign.name)
+    pools, inventory = _read_pools(top, campaigns, numbers)
     speech = _read_speech(top.section("speech"), base)
     test_accounts = _unique([(_read_test_account(s), line) for s, line in top.items("test_accounts")],
                             path, "test_accounts", lambda a: a.username)
     security = _read_security(top.section("security"))
+    from ari_app.outbox.model import read_sinks
+    webhooks = read_sinks(top.items("webhooks"))
     top.reject_unknown()
 
     return Settings(path=path, state_dir=state_dir, database=database, ari=ari, asterisk=asterisk,
                     admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers,
-                    speech=speech, test_accounts=test_accounts, security=security)
+                    speech=speech, test_accounts=test_accounts, security=security, pools=pools,
+                    inventory=inventory, webhooks=webhooks)
+
+
+def _read_pools(top: _Section, campaigns: dict[str, Campaign],
+                numbers: dict[str, TrackingNumber]) -> tuple[dict[str, "Pool"], tuple[str, ...]]:
+    """`pools:` and `inventory:`; adds the pools' numbers to ``numbers``, each number once in the whole file."""
+    from ari_app.tracking.model import read_number_list, read_pool
+
+    def claim(number: str, line: int, key: str, entry: TrackingNumber | None) -> None:
+        if number in numbers or number in inventory:
+            owner = numbers[number].campaign if number in numbers else "the inventory"
+            raise ConfigError(top.file, line, key, f"{number} is already a tracking number of {owner!r}")
+        if entry is not None:
+            numbers[number] = entry
+
+    inventory: dict[str, None] = {}
+    items = [(read_pool(s), s, line) for s, line in top.items("pools")]
+    pools = _unique([(p, line) for (p, _n), _s, line in items], top.file, "pools", lambda p: p.name)
+    for (pool, pool_numbers), s, _line in items:
+        if pool.campaign not in campaigns:
+            raise s.error("campaign", f"no campaign named {pool.campaign!r}")
+        for number, line in pool_numbers:
+            role = ("extension" if pool.mode == "extension" else
+                    "overflow" if number == pool.overflow_number else "pool")
+            claim(number, line, f"{s.key}.numbers", TrackingNumber(number, pool.campaign, pool.name, role))
+    for number, line in read_number_list(top, "inventory"):
+        claim(number, line, "inventory", None)
+        inventory[number] = None
+    return pools, tuple(inventory)

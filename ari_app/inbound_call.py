@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
 from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
@@ -30,12 +30,17 @@ from storage.async_store import AsyncCallStore
 from storage.calls import NewCall, NewLeg
 from storage.db import utcnow
 
+if TYPE_CHECKING:
+    from ari_app.tracking.attribution import Arrival
+    from ari_app.tracking.service import TrackingService
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
+DIGITS = frozenset("0123456789*#ABCD")
 WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condition (e.g. after a detection)
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
 DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", DialResult.MACHINE: "no_answer",
@@ -43,6 +48,9 @@ DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", Dial
 AMD_WAIT = 7.0  # seconds: Asterisk's total analysis time (5 s) plus margin
 STASIS_WAIT = 5.0  # seconds for a created channel to enter the app before it can be dialled
 DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
+FIRST_DIGIT_WAIT = 6.0  # seconds after a prompt for the first digit
+NEXT_DIGIT_WAIT = 3.0  # seconds between digits
+EXTENSION_TRIES = 2
 
 
 class ChannelRegistry(Protocol):
@@ -58,6 +66,7 @@ class CallContext:
     registry: ChannelRegistry
     hub: HubRunner
     on_latency: Callable[[float], None] | None = None
+    tracking: "TrackingService | None" = None  # pools and attribution
 
 
 class CallerGone(Exception):
@@ -83,12 +92,17 @@ class InboundCall:
         self.tap: MediaTap | None = None
         self.detection_path: str | None = None
         self.detections = CallDetections(ctx.store, call_id, wake=lambda: self.queue.put_nowait(WAKE))
+        self.digits: list[str] = []  # the caller's DTMF, in order, for prompts that gather digits
+        self.arrival: "Arrival | None" = None
+        self.extension_used: tuple[str, str] | None = None  # (pool, extension) to release when the call ends
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
     def deliver(self, event: dict[str, Any]) -> None:
         if event.get("type") == "ChannelDtmfReceived":
             self._rfc4733_digit(event)
+            if (event.get("channel") or {}).get("id") == self.inbound and str(event.get("digit", "")) in DIGITS:
+                self.digits.append(str(event["digit"]))
         self.queue.put_nowait(event)
 
     # --- listening ---------------------------------------------------------------------------------------
@@ -258,6 +272,10 @@ class InboundCall:
             signaling = signaling_from_channel(self.channel)
             # The one write the call waits for: the record exists before anything is done to the call.
             await self.ctx.store.call("create_call", _new_call(self.id, signaling, self.start_event))
+            if self.ctx.tracking is not None:
+                # the number's state and the visitor behind it, before deciding (pools change at run time)
+                self.arrival = await self.ctx.tracking.arrive(self.id, signaling.dialed_number,
+                                                              signaling.caller_number)
             return await self._handle(signaling)
 
         await self._guarded(flow)
@@ -313,7 +331,7 @@ class InboundCall:
             self.view.observe(self.queue.get_nowait())
 
     async def _handle(self, signaling: Signaling) -> tuple[str, int | None, str | None]:
-        decision = decide(signaling, self.ctx.settings)
+        decision = decide(signaling, self.ctx.settings, self.arrival.number if self.arrival else None)
         self._record_decision(decision)
         return await self._act(decision)
 
@@ -330,12 +348,16 @@ class InboundCall:
             await self._first_command(self.ctx.rest.progress(self.inbound))
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
-        if campaign.greeting:
+        asks_extension = route.tracking_number.role == "extension" and self.ctx.tracking is not None
+        if campaign.greeting or asks_extension:
             await self._first_command(self.ctx.rest.answer(self.inbound))
             self._mark_answered()
             await self._answered()
-            self._set_state(CallState.GREETING)
-            await self._play(campaign.greeting)
+            if asks_extension:
+                await self._ask_extension(route.tracking_number.pool or "")
+            if campaign.greeting:
+                self._set_state(CallState.GREETING)
+                await self._play(campaign.greeting)
         else:
             # No prompt to play: let the caller hear ringing and answer only when the destination does,
             # so an unanswered call is never charged to the caller.
@@ -384,6 +406,58 @@ class InboundCall:
         if self._caller_gone():
             raise CallerGone()
         self._event("playback_finished", sound=sound, completed=bool(done))
+
+    async def _ask_extension(self, pool_name: str) -> None:
+        """Extension sites (seed 003): the caller enters the extension shown on the page, which names the
+        visitor; the call goes on without one after the tries (attributed to the campaign)."""
+        assert self.ctx.tracking is not None
+        self._set_state(CallState.EXTENSION)
+        pool = self.ctx.settings.pools[pool_name]
+        for attempt in range(1, EXTENSION_TRIES + 1):
+            prompt = self.ctx.tracking.extension_prompt if attempt == 1 else "please-try-again"
+            digits = await self._gather_digits(prompt, max_digits=len(str(pool.max_extension)))
+            if not digits:
+                self._event("extension_entered", digits=None, attempt=attempt)
+                continue
+            attribution = await self.ctx.tracking.enter_extension(self.id, pool_name, digits)
+            self._event("extension_entered", digits=digits, attempt=attempt,
+                        method=attribution.method if attribution else None)
+            if attribution is not None:
+                if attribution.method == "extension":
+                    self.extension_used = (pool_name, digits)
+                return
+
+    async def _gather_digits(self, prompt: str | None, *, max_digits: int) -> str:
+        """Digits typed during or after ``prompt``, up to ``max_digits`` or ``#``; digits that arrive early
+        (a phone dialling tel:NUMBER,EXT sends them right after answer) count too. Stops the prompt on the
+        first digit."""
+        start = len(self.digits)
+
+        def entered() -> str | None:
+            got = self.digits[start:]
+            if "#" in got:
+                return "".join(got[: got.index("#")])
+            return "".join(got) if len(got) >= max_digits else None
+
+        playback_id = None
+        if prompt:
+            playback_id = f"{self.id}-gather-{start}-{int(time.monotonic() * 1000)}"
+            await self.ctx.rest.play(self.inbound, prompt if ":" in prompt else f"sound:{prompt}",
+                                     playback_id=playback_id)
+            await self._wait(lambda: True if playback_id in self.view.playbacks_done or self._caller_gone()
+                             or len(self.digits) > start else None, PLAYBACK_LIMIT)
+            if playback_id not in self.view.playbacks_done and not self._caller_gone():
+                await self._safe(self.ctx.rest.stop_playback(playback_id))
+        while not self._caller_gone() and entered() is None:
+            seen = len(self.digits)
+            wait = NEXT_DIGIT_WAIT if seen > start else FIRST_DIGIT_WAIT
+            if await self._wait(lambda: True if len(self.digits) > seen or self._caller_gone() else None,
+                                wait) is None:
+                break  # timed out: what was typed so far is the answer
+        if self._caller_gone():
+            raise CallerGone()
+        result = entered()
+        return result if result is not None else "".join(self.digits[start:])
 
     async def _dial(self, dest: Destination, attempt: int, ring_timeout: int) -> tuple[DialResult, int | None]:
         out_id = f"{self.id}-out{attempt}"
@@ -495,6 +569,8 @@ class InboundCall:
         log.info("call %s: %s (cause %s, side %s, campaign %s)", self.id, disposition, cause, side,
                  self.campaign.name if self.campaign else "-")
         self.state = CallState.ENDED
+        if self.extension_used and self.ctx.tracking is not None:
+            await self.ctx.tracking.release_extension(*self.extension_used)  # the next visitor may have it
 
     async def _cleanup(self) -> None:
         """Stop listening, hang up what is left, destroy the bridge, and give Asterisk a moment to report

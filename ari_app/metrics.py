@@ -55,7 +55,8 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> lis
 
 
 def render(*, status: dict[str, Any], calls_by_disposition: dict[str, int], decisions: dict[str, int],
-           metrics: CallMetrics, detector_streams: int, detector_cpu_s: float) -> str:
+           metrics: CallMetrics, detector_streams: int, detector_cpu_s: float, extra: Iterable[str] = ()) -> str:
+    """``extra``: finished metric families from features that own them (the outbox, pools)."""
     lines: list[str] = []
     lines += _family("ringpool_active_calls", "gauge", "Calls being handled now.",
                      [f"ringpool_active_calls {status.get('active_calls', 0)}"])
@@ -77,4 +78,21 @@ def render(*, status: dict[str, Any], calls_by_disposition: dict[str, int], deci
                      [f"ringpool_detector_streams {detector_streams}"])
     lines += _family("ringpool_detector_cpu_seconds_total", "counter", "CPU time the detector hub has used.",
                      [f"ringpool_detector_cpu_seconds_total {detector_cpu_s!r}"])
+    lines += list(extra)
     return "\n".join(lines) + "\n"
+
+
+def pool_lines(pools: list[dict[str, Any]], leases: int, overflows: int) -> list[str]:
+    """Pool utilisation and overflow: the signal that a pool is too small."""
+    return [
+        *_family("ringpool_pool_numbers", "gauge", "Numbers in each pool by state.",
+                 [f'ringpool_pool_numbers{{pool="{_escape(p["name"])}",state="{_escape(state)}"}} {n}'
+                  for p in pools for state, n in sorted((p.get("numbers") or {}).items())]),
+        *_family("ringpool_pool_utilisation", "gauge", "Leased numbers over the pool's maximum size.",
+                 [f'ringpool_pool_utilisation{{pool="{_escape(p["name"])}"}} {p["utilisation"]}'
+                  for p in pools if p.get("utilisation") is not None]),
+        *_family("ringpool_leases_total", "counter", "Lease requests answered since start.",
+                 [f"ringpool_leases_total {leases}"]),
+        *_family("ringpool_pool_overflow_total", "counter", "Overflow numbers handed out since start.",
+                 [f"ringpool_pool_overflow_total {overflows}"]),
+    ]

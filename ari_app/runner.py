@@ -88,7 +88,8 @@ async def run(settings: Settings) -> None:
             await accounts.apply()
         watch.start()
         runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status,
-                                                         accounts=accounts, metrics=service.metrics)),
+                                                         accounts=accounts, metrics=service.metrics,
+                                                         tracking=service.tracking)),
                                access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.admin.bind, settings.admin.port).start()

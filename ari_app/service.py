@@ -5,15 +5,22 @@ It knows nothing of HTTP; the admin API reads its status through ``status()``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from ari_app.ari import AriClient
 from ari_app.call_manager import CallManager
 from ari_app.config import Settings
 from ari_app.metrics import CallMetrics
+from ari_app.metrics import pool_lines
 from ari_app.metrics import render as render_metrics
+from ari_app.outbox.enqueue import enqueue_call_event
+from ari_app.outbox.model import Sink
+from ari_app.outbox.worker import OutboxWorker
+from ari_app.secrets_store import load_or_create_secret
+from ari_app.tracking.service import TrackingService
 from dialplan.destinations import dial_string
 from storage.async_store import AsyncCallStore
 
@@ -27,17 +34,24 @@ class RingpoolService:
         self.store = AsyncCallStore(settings.database)
         self.client: AriClient | None = None
         self.manager: CallManager | None = None
+        self.tracking = TrackingService(settings, self.store)
+        self.sinks = outbox_sinks(settings)
+        self.outbox = OutboxWorker(lambda fn: self.store.run(fn, self.store.db), self.sinks)
         self._stopping = False
 
     async def start(self) -> None:
         await self.store.open()
         await self.store.call("sync_catalog", *catalog_rows(self.settings))
+        await self.tracking.start()
+        if self.sinks:
+            self._publish_milestones()
+            await self.outbox.start()
         ari = self.settings.ari
         self.client = AriClient(ari.url, ari.username, self.ari_password, ari.app,
                                 on_event=self._on_event, on_connected=self._on_connected,
                                 on_disconnected=self._on_disconnected, start_events=False)
         await self.client.__aenter__()
-        self.manager = CallManager(self.client.rest, self.store, self.settings)
+        self.manager = CallManager(self.client.rest, self.store, self.settings, self.tracking)
         await self.manager.start()
         self.client.events.start()
         log.info("ARI app %r connecting to %s", ari.app, ari.url)
@@ -78,7 +92,23 @@ class RingpoolService:
             calls_by_disposition=await self.store.call("counts_by", "disposition"),
             decisions=await self.store.call("counts_by", "decision"),
             metrics=self.manager.metrics if self.manager else CallMetrics(),
-            detector_streams=hub.streams if hub else 0, detector_cpu_s=hub.cpu_s if hub else 0.0)
+            detector_streams=hub.streams if hub else 0, detector_cpu_s=hub.cpu_s if hub else 0.0,
+            extra=[*pool_lines(await self.tracking.pools_status(), self.tracking.leases_granted,
+                               self.tracking.overflow_handouts),
+                   *(await self.outbox.metrics_snapshot()).prometheus_lines()])
+
+    def _publish_milestones(self) -> None:
+        """Queue each call milestone for the webhooks in the same transaction as the milestone itself."""
+        loop = asyncio.get_running_loop()
+        calls = self.store.store
+        assert calls is not None
+
+        def observe(event: str, call_id: str) -> None:  # on the storage thread
+            call = calls.call_row(call_id)
+            if call is not None and enqueue_call_event(calls.db, self.sinks, event, call):
+                loop.call_soon_threadsafe(self.outbox.wake)
+
+        calls.observers.append(observe)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -86,6 +116,8 @@ class RingpoolService:
             await self.manager.shutdown()
         if self.client:
             await self.client.close()
+        await self.tracking.stop()
+        await self.outbox.stop()
         await self.store.close()
 
 
@@ -95,5 +127,13 @@ def catalog_rows(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[st
     campaigns = [{"name": c.name, "title": c.title, "destination": c.destination, "greeting": c.greeting,
                   "ring_timeout": c.ring_timeout, "fallback_destination": c.fallback.destination,
                   "fallback_message": c.fallback.message} for c in settings.campaigns.values()]
-    numbers = [asdict(n) for n in settings.numbers.values()]
+    # pool, overflow and extension numbers are kept by TrackingStore.sync, which knows their states
+    numbers = [asdict(n) for n in settings.numbers.values() if n.role == "static"]
     return destinations, campaigns, numbers
+
+
+def outbox_sinks(settings: Settings) -> dict[str, Sink]:
+    """The configured webhooks; a webhook without a secret gets one generated on first run (never unsigned)."""
+    return {name: replace(sink, secret=load_or_create_secret(settings.state_dir, f"webhook-secret-{name}"))
+            if sink.kind == "webhook" and not sink.secret else sink
+            for name, sink in settings.webhooks.items()}

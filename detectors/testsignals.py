@@ -6,10 +6,7 @@ about -3.2 dBFS in 16-bit linear).  Everything is float64 until `pcm16`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 import tempfile
 import wave
 from pathlib import Path
@@ -186,22 +183,10 @@ def music(rate: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
 def espeak(text: str, rate: int, voice: str = "ko", cache_dir: str | os.PathLike | None = None,
            speed: int = 150) -> np.ndarray:
     """Speech from espeak-ng, resampled by sox to `rate`; cached by content hash."""
-    if not shutil.which("espeak-ng") or not shutil.which("sox"):
-        raise RuntimeError("espeak-ng and sox are needed to synthesise test speech")
+    from ivr.prompts import render_wav
+
     cache = Path(cache_dir or Path(tempfile.gettempdir()) / "ringpool-testspeech")
-    cache.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}|{speed}|{rate}|{text}".encode()).hexdigest()[:16]
-    out = cache / f"{key}.wav"
-    if not out.exists():
-        with tempfile.TemporaryDirectory() as td:
-            raw = Path(td) / "raw.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
-                           check=True, capture_output=True)
-            tmp = Path(td) / "out.wav"
-            subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
-                           check=True, capture_output=True)
-            shutil.move(str(tmp), out)
-    return read_wav(out)
+    return read_wav(render_wav(text, cache, rate=rate, voice=voice, speed=speed))
 
 
 def detect_many(signals: list[np.ndarray], rate: int, frame: int | None = None, config=None) -> list[list]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ari_app.config import Campaign, Destination, Settings, TrackingNumber
+from ari_app.tracking.attribution import NumberInfo
 from dialplan.signaling import Signaling
 
 CAUSE_UNALLOCATED = 1  # Q.850 "unallocated number", sent by Asterisk as SIP 404 Not Found
@@ -37,8 +38,19 @@ class Decision:
     details: dict[str, str] = field(default_factory=dict)
 
 
-def decide(signaling: Signaling, settings: Settings) -> Decision:
+NOT_IN_USE = ("inventory", "retired")
+
+
+def decide(signaling: Signaling, settings: Settings, known: NumberInfo | None = None) -> Decision:
+    """``known`` is the dialed number as the database has it (pools grow from the inventory at run time);
+    without it, the configured numbers are used."""
     number = settings.numbers.get(signaling.dialed_number)
+    if known is not None:
+        if known.state in NOT_IN_USE or not known.active or known.campaign not in settings.campaigns:
+            # recorded like every call; screening decides what more to do with callers of unused numbers
+            return Decision(Action.REJECT, (f"tracking number not in use ({known.state})",),
+                            hangup_cause=CAUSE_UNALLOCATED, details={"number_state": known.state})
+        number = TrackingNumber(known.number, known.campaign, known.pool, known.role)
     if number is None:
         return Decision(Action.REJECT, ("dialed number is not a tracking number",),
                         hangup_cause=CAUSE_UNALLOCATED)
@@ -48,4 +60,5 @@ def decide(signaling: Signaling, settings: Settings) -> Decision:
         destinations.append(settings.destinations[campaign.fallback.destination])
     route = Route(tracking_number=number, campaign=campaign, destinations=tuple(destinations),
                   fallback_message=campaign.fallback.message)
-    return Decision(Action.PROCEED, (f"tracking number of campaign {campaign.name}",), route=route)
+    where = f" (pool {number.pool}, {known.state if known else number.role})" if number.pool else ""
+    return Decision(Action.PROCEED, (f"tracking number of campaign {campaign.name}{where}",), route=route)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages Ringpool needs: SIPp (sip-tester) for calls and tests, debootstrap for the bundled
-# Asterisk, espeak-ng and sox for offline prompts and test audio. Installs only what is missing.
+# Asterisk, espeak-ng and sox for offline prompts and test audio, chromium (headless) for the web snippet's
+# browser tests. Installs only what is missing.
 set -euo pipefail
 
-declare -A need=([sipp]=sip-tester [debootstrap]=debootstrap [espeak-ng]=espeak-ng [sox]=sox)
+declare -A need=([sipp]=sip-tester [debootstrap]=debootstrap [espeak-ng]=espeak-ng [sox]=sox
+                  [chromium]=chromium)
 missing=()
 for cmd in "${!need[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import sqlite_utils
+
 from storage.calls import CallStore
 from storage.db import open_database
 
@@ -31,6 +33,15 @@ class AsyncCallStore:
     async def open(self) -> None:
         db = await self._submit(open_database, self._path)
         self.store = CallStore(db)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        assert self.store is not None, "AsyncCallStore.open() first"
+        return self.store.db
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run any function on the storage thread (e.g. an OutboxStore method), in order with the writes."""
+        return await self._submit(fn, *args, **kwargs)
 
     async def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlite_utils
 
@@ -89,6 +89,18 @@ class CallStore:
         self.conn = db.conn
         self._columns = {table: {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
                          for table in ("calls", "call_legs")}
+        # Called inside the transaction of a call's milestone with (event, call_id), so what they store (the
+        # outbox's rows) commits or rolls back with the step itself: nothing is lost on a crash.
+        self.observers: list[Callable[[str, str], None]] = []
+
+    def _notify(self, event: str, call_id: str) -> None:
+        for observer in self.observers:
+            observer(event, call_id)
+
+    def call_row(self, call_id: str) -> dict[str, Any] | None:
+        """The call's own fields, without legs and events."""
+        rows = list(self.db.query("SELECT * FROM calls WHERE id = ?", [call_id]))
+        return _decode_call(rows[0]) if rows else None
 
     def _assignments(self, table: str, fields: dict[str, Any]) -> tuple[str, list[Any]]:
         unknown = set(fields) - self._columns[table]
@@ -121,6 +133,10 @@ class CallStore:
                 self._update_leg(channel_id, fields)
             for kind, at, data in events:
                 self._insert_event(call_id, kind, data, at)
+            if call and call.get("decision") == "proceed":
+                self._notify("call.started", call_id)
+            if call and call.get("bridged_at"):
+                self._notify("call.answered", call_id)
 
     def update_call(self, call_id: str, **fields: Any) -> None:
         self.apply(call_id, call=fields)
@@ -169,6 +185,30 @@ class CallStore:
             })
             self._insert_event(call_id, "ended", {"disposition": disposition, "cause": hangup_cause,
                                                   "side": hangup_side, "observed": end_observed}, ended_at)
+            self._notify("call.completed", call_id)
+
+    def mark(self, call_id: str, *, conversion: dict[str, Any] | None = None, spam: bool | None = None,
+             at: str | None = None) -> dict[str, Any] | None:
+        """Later facts about a call, posted through the API: a conversion (name, value, currency) or a spam
+        verdict. Returns the updated call, or None if there is no such call."""
+        at = at or utcnow()
+        with self.conn:
+            self.conn.execute("BEGIN")
+            if self.conn.execute("SELECT 1 FROM calls WHERE id = ?", [call_id]).fetchone() is None:
+                return None
+            if conversion is not None:
+                self._update_call(call_id, {"converted_at": conversion.get("at") or at,
+                                            "conversion_name": conversion.get("name"),
+                                            "conversion_value": conversion.get("value"),
+                                            "conversion_currency": conversion.get("currency")})
+                self._insert_event(call_id, "converted", conversion, at)
+                self._notify("call.converted", call_id)
+            if spam is not None:
+                self._update_call(call_id, {"spam": int(spam)})
+                self._insert_event(call_id, "spam" if spam else "not_spam", None, at)
+                if spam:
+                    self._notify("call.spam", call_id)
+        return self.call_row(call_id)
 
     def _update_call(self, call_id: str, fields: dict[str, Any]) -> None:
         sets, values = self._assignments("calls", fields | {"updated_at": utcnow()})

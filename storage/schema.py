@@ -142,4 +142,131 @@ CREATE TABLE security_bans (
     reason TEXT
 );
 """),
+    (4, "pools, visitor sessions, extensions, clients, call attribution, outbox", """
+ALTER TABLE tracking_numbers ADD COLUMN pool TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN role TEXT NOT NULL DEFAULT 'static';
+ALTER TABLE tracking_numbers ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE tracking_numbers ADD COLUMN state_changed_at TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN lease_key TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN session_id TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN leased_at TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN last_activity_at TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN cooldown_until TEXT;
+ALTER TABLE tracking_numbers ADD COLUMN lease_calls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tracking_numbers ADD COLUMN last_call_at TEXT;
+CREATE UNIQUE INDEX tracking_numbers_lease ON tracking_numbers (pool, lease_key) WHERE state = 'leased';
+CREATE INDEX tracking_numbers_pool ON tracking_numbers (pool, state, state_changed_at);
+CREATE TABLE number_state_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    number TEXT NOT NULL,
+    at TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    pool TEXT,
+    session_id TEXT,
+    reason TEXT NOT NULL
+);
+CREATE INDEX number_state_log_number ON number_state_log (number, id);
+CREATE TABLE pool_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pool TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX pool_alerts_pool ON pool_alerts (pool, id);
+CREATE TABLE visitor_sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    pool TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    lease_key TEXT,
+    number TEXT,
+    extension TEXT,
+    referrer TEXT,
+    referrer_host TEXT,
+    landing_page TEXT,
+    current_page TEXT,
+    page_title TEXT,
+    pages_viewed INTEGER NOT NULL DEFAULT 0,
+    pages TEXT,
+    utm_source TEXT,
+    utm_medium TEXT,
+    utm_campaign TEXT,
+    utm_term TEXT,
+    utm_content TEXT,
+    gclid TEXT,
+    fbclid TEXT,
+    msclkid TEXT,
+    keyword TEXT,
+    p1 TEXT,
+    p2 TEXT,
+    p3 TEXT,
+    device TEXT,
+    device_type TEXT,
+    ga_client_id TEXT,
+    vars TEXT,
+    clicks INTEGER NOT NULL DEFAULT 0,
+    last_click_at TEXT
+);
+CREATE INDEX visitor_sessions_pool ON visitor_sessions (pool, last_seen_at);
+CREATE TABLE extension_leases (
+    pool TEXT NOT NULL,
+    extension INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    leased_at TEXT NOT NULL,
+    last_activity_at TEXT NOT NULL,
+    PRIMARY KEY (pool, extension)
+);
+CREATE UNIQUE INDEX extension_leases_session ON extension_leases (pool, session_id);
+CREATE TABLE clients (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    caller_number TEXT NOT NULL UNIQUE,
+    first_call_at TEXT NOT NULL,
+    last_call_at TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 0,
+    last_session_id TEXT
+);
+ALTER TABLE calls ADD COLUMN client_id INTEGER;
+ALTER TABLE calls ADD COLUMN repeat_caller INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN pool TEXT;
+ALTER TABLE calls ADD COLUMN number_state TEXT;
+ALTER TABLE calls ADD COLUMN extension TEXT;
+ALTER TABLE calls ADD COLUMN session_id TEXT;
+ALTER TABLE calls ADD COLUMN attribution_method TEXT;
+ALTER TABLE calls ADD COLUMN attribution_confidence TEXT;
+ALTER TABLE calls ADD COLUMN attribution_details TEXT;
+ALTER TABLE calls ADD COLUMN source TEXT;
+ALTER TABLE calls ADD COLUMN medium TEXT;
+ALTER TABLE calls ADD COLUMN ad_campaign TEXT;
+ALTER TABLE calls ADD COLUMN keyword TEXT;
+ALTER TABLE calls ADD COLUMN landing_page TEXT;
+ALTER TABLE calls ADD COLUMN referrer TEXT;
+ALTER TABLE calls ADD COLUMN gclid TEXT;
+ALTER TABLE calls ADD COLUMN ga_client_id TEXT;
+ALTER TABLE calls ADD COLUMN marketing TEXT;
+ALTER TABLE calls ADD COLUMN converted_at TEXT;
+ALTER TABLE calls ADD COLUMN conversion_name TEXT;
+ALTER TABLE calls ADD COLUMN conversion_value REAL;
+ALTER TABLE calls ADD COLUMN conversion_currency TEXT;
+ALTER TABLE calls ADD COLUMN spam INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX calls_caller ON calls (caller_number, arrived_at);
+CREATE INDEX calls_session ON calls (session_id);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    event TEXT NOT NULL,
+    call_id TEXT,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    delivered_at TEXT,
+    dead_at TEXT
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND dead_at IS NULL;
+"""),
 ]

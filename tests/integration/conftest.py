@@ -45,7 +45,14 @@ NUMBERS = {
     "amd": "15550001011",       # answering-machine detection on the destination, fallback to the desk
     "speech": "15550001012",    # the answering desk, transcribing the caller with the Korean Vosk model
     "account": "15550001013",   # the destination is the registered softphone test account ta-callee
+    "pool_a": "15550002001",    # pool "web" (campaign "web"): two numbers, grows by one from the inventory
+    "pool_b": "15550002002",
+    "inventory": "15550002100",  # in no campaign until the pool grows into it
+    "overflow": "15550002099",  # the pool's overflow number
+    "ext_site": "15550002050",  # extension site "ext" (campaign "web")
 }
+POOL_SITE_KEY = "integration-site-key-0123456789"
+WEBHOOK_SECRET = "integration-webhook-secret-0123456789"
 TEST_ACCOUNT_PASSWORD = "integration-test-account-pw-42"
 
 
@@ -140,6 +147,33 @@ campaigns:
   - {{name: early, greeting: hello-world, destination: desk, detection: {{listen: true, early_media: 2}},
       numbers: ["{early}"]}}
   - {{name: account, destination: tester-desk, ring_timeout: 10, numbers: ["{account}"]}}
+  - {{name: web, destination: desk, numbers: []}}
+inventory: ["{inventory}"]
+pools:
+  - name: web
+    campaign: web
+    numbers: ["{pool_a}", "{pool_b}"]
+    max_size: 3
+    min_lease: 5
+    lease_ttl: 3600
+    cooldown: 0
+    overflow_number: "{overflow}"
+    site_key: {site_key}
+    allowed_origins: ["http://127.0.0.1:{admin}", "http://127.0.0.1:{page_origin}"]
+    rate_limit: 100000
+  - name: ext
+    campaign: web
+    mode: extension
+    number: "{ext_site}"
+    max_extension: 99
+    reserved: {{"90": spring-flyer}}
+    site_key: {site_key}
+    allowed_origins: ["http://127.0.0.1:{admin}", "http://127.0.0.1:{page_origin}"]
+    rate_limit: 100000
+webhooks:
+  - name: crm
+    url: http://127.0.0.1:{webhook}/hook
+    secret: {webhook_secret}
 test_accounts:
   - username: ta-caller
     password: {ta_password}
@@ -165,6 +199,7 @@ class Stack:
     asterisk: BundledAsterisk
     loop: asyncio.AbstractEventLoop
     softphone_desk_port: int = 0  # destination "phone-desk": a pjsua2 callee a test starts when it needs one
+    ports: dict[str, int] = field(default_factory=dict)  # every port of the configuration, by name
     app: subprocess.Popen | None = None
     uas: list[subprocess.Popen] = field(default_factory=list)
 
@@ -248,6 +283,22 @@ class Stack:
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
 
+    def post(self, path: str, body: dict[str, Any], *, origin: str | None = None,
+             token: str | None = None) -> tuple[int, Any]:
+        """A JSON POST to the admin server (the public /t/v1 endpoints need no token)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method="POST",
+                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        if origin:
+            request.add_header("Origin", origin)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
     def calls_since(self, since: str, number: str) -> list[dict[str, Any]]:
         status, body = self.api(f"/api/v1/calls?number={number}&since={since}")
         assert status == 200, body
@@ -290,7 +341,8 @@ class Stack:
 def free_stack_ports() -> dict[str, int]:
     return {"sip": free_udp_tcp_port(), "http": free_port(socket.SOCK_STREAM), "admin": free_port(socket.SOCK_STREAM),
             "uas_answer": free_port(), "uas_busy": free_port(), "uas_noanswer": free_port(), "uas_bye": free_port(),
-            "softphone_desk": free_udp_tcp_port()}
+            "softphone_desk": free_udp_tcp_port(), "page_origin": free_port(socket.SOCK_STREAM),
+            "webhook": free_port(socket.SOCK_STREAM)}
 
 
 def write_config(folder: Path, ports: dict[str, int], *, rtp_start: int) -> Path:
@@ -298,7 +350,8 @@ def write_config(folder: Path, ports: dict[str, int], *, rtp_start: int) -> Path
     config = folder / "ringpool.yaml"
     config.write_text(CONFIG.format(state=folder / "state", speech_model=korean_model(), rtp_start=rtp_start,
                                     rtp_end=rtp_start + 99, ari_password=ARI_PASSWORD, token=ADMIN_TOKEN,
-                                    ta_password=TEST_ACCOUNT_PASSWORD,
+                                    ta_password=TEST_ACCOUNT_PASSWORD, site_key=POOL_SITE_KEY,
+                                    webhook_secret=WEBHOOK_SECRET,
                                     **ports, **NUMBERS))
     return config
 
@@ -323,7 +376,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=ARI_PASSWORD))
     loop.run_until_complete(asterisk.start())
     stack = Stack(tmp=tmp, config=config, sip_port=ports["sip"], admin_port=ports["admin"], asterisk=asterisk, loop=loop,
-                  softphone_desk_port=ports["softphone_desk"])
+                  softphone_desk_port=ports["softphone_desk"], ports=ports)
     try:
         for port, scenario in ((ports["uas_answer"], ["-sn", "uas"]),
                                (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),

@@ -81,10 +81,13 @@ def assert_located(exc: ConfigError, path: Path, line: int | None, key: str) -> 
 
 def test_sample_config_loads() -> None:
     s = load_settings(SAMPLE)
-    assert sorted(s.campaigns) == ["print-ads", "spring-search"]
+    assert sorted(s.campaigns) == ["print-ads", "spring-search", "web-visits"]
     assert sorted(s.destinations) == ["after-hours-line", "sales-desk", "support-desk"]
     assert list(s.trunks) == ["local"]
-    assert sorted(s.numbers) == ["15550100001", "15550100002", "15550100101"]
+    assert sorted(n for n, tn in s.numbers.items() if tn.role == "static") == [
+        "15550100001", "15550100002", "15550100101"]
+    assert s.numbers["15550100299"].role == "overflow" and s.numbers["15550100250"].role == "extension"
+    assert s.pools["web"].campaign == "web-visits" and s.inventory == ("15550100300", "15550100301")
     assert s.numbers["15550100101"].campaign == "print-ads"
     assert s.numbers["15550100001"].campaign == "spring-search"
     after_hours = s.destinations["after-hours-line"]

@@ -1,0 +1,39 @@
+"""Spoken prompts rendered offline from text with espeak-ng and sox, cached by content.
+
+Asterisk plays them as ``sound:<path without .wav>``: 8 kHz, mono, 16-bit WAV is what it reads without
+transcoding. Rendering runs a subprocess, so callers on the event loop use an executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+ASTERISK_RATE = 8000
+
+
+def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str = "en-us", speed: int = 150) -> Path:
+    """The WAV for ``text`` in ``folder``, rendering it on first use; the same text is never rendered twice."""
+    if not shutil.which("espeak-ng") or not shutil.which("sox"):
+        raise RuntimeError("espeak-ng and sox are needed to render prompts (scripts/install-system-deps.sh)")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(f"{voice}|{speed}|{rate}|{text}".encode()).hexdigest()[:16]
+    out = folder / f"{key}.wav"
+    if not out.exists():
+        with tempfile.TemporaryDirectory() as td:
+            raw = Path(td) / "raw.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
+                           check=True, capture_output=True, timeout=60)
+            tmp = Path(td) / "out.wav"
+            subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
+                           check=True, capture_output=True, timeout=60)
+            shutil.move(str(tmp), out)  # whole file or nothing: a crash never leaves half a prompt
+    return out
+
+
+def asterisk_sound(wav: Path) -> str:
+    """The ARI media URI of a rendered prompt."""
+    return "sound:" + str(wav.with_suffix(""))
