@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +26,20 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+API_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
+
+
+def stored_time(text: str) -> str:
+    """A UTC time given to the API (fraction optional) in the stored form, which compares as text: three
+    fraction digits, truncated, built from the text (strftime would not zero-pad a year before 1000).
+    Raises ValueError if it is not a valid time."""
+    if not API_TIME_RE.fullmatch(text):
+        raise ValueError("expected UTC time like 2026-01-31T12:00:00Z")
+    seconds, _, fraction = text[:-1].partition(".")
+    parse_time(f"{seconds}.{fraction or '0'}Z")
+    return f"{seconds}.{fraction[:3].ljust(3, '0')}Z"
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:

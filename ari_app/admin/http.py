@@ -22,8 +22,9 @@ from aiohttp import web
 from ari_app.admin import openapi
 from storage.async_store import AsyncCallStore
 from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
-from storage.db import parse_time
+from storage.db import stored_time
 
+from ari_app.admin.conversions import add_routes as add_conversion_routes
 from ari_app.tracking.http import add_admin_routes as add_tracking_admin_routes
 from ari_app.tracking.http import add_public_routes as add_tracking_public_routes
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The patterns are the ones the OpenAPI document publishes (ari_app/admin/openapi.py).
-_TIME_RE = re.compile(openapi.TIME_PATTERN)
 _NUMBER_RE = re.compile(openapi.NUMBER_PATTERN)
 _NAME_RE = re.compile(openapi.NAME_PATTERN)
 _ID_RE = re.compile(openapi.ID_PATTERN)
@@ -115,17 +115,10 @@ def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
         f.test = query["test"] == "true"
     for key in ("since", "until"):
         if key in query:
-            value = query[key]
-            if not _TIME_RE.fullmatch(value):
-                raise ValueError(f"{key}: expected UTC time like 2026-01-31T12:00:00Z")
-            seconds, _, fraction = value[:-1].partition(".")
             try:
-                parse_time(f"{seconds}.{fraction or '0'}Z")
+                setattr(f, key, stored_time(query[key]))
             except ValueError:
-                raise ValueError(f"{key}: not a valid date and time") from None
-            # stored times are compared as text, so use the exact stored form (3 fraction digits, truncated;
-            # built from the text: strftime would not zero-pad a year before 1000)
-            setattr(f, key, f"{seconds}.{fraction[:3].ljust(3, '0')}Z")
+                raise ValueError(f"{key}: expected a valid UTC time like 2026-01-31T12:00:00Z") from None
     if "limit" in query:
         if not re.fullmatch(r"[0-9]{1,3}", query["limit"]) or not 1 <= int(query["limit"]) <= openapi.CALLS_MAX_LIMIT:
             raise ValueError(f"limit: a whole number from 1 to {openapi.CALLS_MAX_LIMIT}")
@@ -316,6 +309,7 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
     if deps.tracking is not None:
         add_tracking_public_routes(app, deps.tracking)
         add_tracking_admin_routes(app, deps.tracking)
+    add_conversion_routes(app, deps.store)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/test-accounts", list_accounts)

@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from storage.calls import FINAL_DISPOSITIONS
+from storage.db import API_TIME_RE
 
 # --- validation shared with http.py ----------------------------------------------------------------------------
 # (Python regexes for http.py; the documented patterns are the same text anchored with ^...$.)
 
-TIME_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z"
+TIME_PATTERN = API_TIME_RE.pattern
 NUMBER_PATTERN = r"\+?[0-9]{1,20}"
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,39}"  # campaign names
 ID_PATTERN = r"[A-Za-z0-9._-]{1,80}"  # call ids, usernames in paths

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from ari_app.admin import openapi
 from ari_app.tracking.model import Pool
 from ari_app.tracking.service import TrackingService
 from ari_app.tracking.store import VISIT_FIELDS, Visit
@@ -180,15 +181,16 @@ def add_public_routes(app: web.Application, service: TrackingService) -> None:
 
         return handler
 
+    def session_token(body: dict[str, Any]) -> str | None:
+        """A token that is malformed is as good as unknown: the visitor gets a new session, not an error."""
+        token = body.get("token")
+        return token if isinstance(token, str) and TOKEN_RE.match(token) else None
+
     async def sessions(request: web.Request, pool: Pool, body: dict[str, Any]) -> web.Response:
-        token = _text(body, "token", 80, TOKEN_RE)
-        return web.json_response(await service.visit(pool, _visit(body), token))
+        return web.json_response(await service.visit(pool, _visit(body), session_token(body)))
 
     async def pageview(request: web.Request, pool: Pool, body: dict[str, Any]) -> web.Response:
-        token = _text(body, "token", 80, TOKEN_RE)
-        if token is None:
-            raise BadRequest("token is required")
-        return web.json_response(await service.visit(pool, _visit(body), token))
+        return web.json_response(await service.visit(pool, _visit(body), session_token(body)))
 
     async def click(request: web.Request, pool: Pool, body: dict[str, Any]) -> web.Response:
         token = _text(body, "token", 80, TOKEN_RE)
@@ -229,6 +231,7 @@ def add_public_routes(app: web.Application, service: TrackingService) -> None:
         app.router.add_post(f"/t/v1/{kind}", endpoint(kind, handle))
         app.router.add_route("OPTIONS", f"/t/v1/{kind}", preflight)
     app.router.add_get("/demo/{name}", sample)
+    openapi.add_paths(app, PUBLIC_PATHS, schemas=SCHEMAS)
 
 
 def add_admin_routes(app: web.Application, service: TrackingService) -> None:
@@ -265,3 +268,92 @@ def add_admin_routes(app: web.Application, service: TrackingService) -> None:
     app.router.add_get("/api/v1/pools/{name}", get_pool)
     app.router.add_get("/api/v1/numbers/{number}/history", number_history)
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
+    openapi.add_paths(app, ADMIN_PATHS)
+
+
+# --- the OpenAPI description of these routes ------------------------------------------------------------------
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+_S = {"type": "string"}
+_S_NULL = {"type": "string", "nullable": True}
+_TEXT = {"text/plain": {"schema": {"$ref": "#/components/schemas/SnippetRequest"}}}
+SCHEMAS: dict[str, Any] = {
+    "SnippetRequest": {"type": "object", "required": ["pool", "key"], "properties": {
+        "pool": {"type": "string", "pattern": POOL_RE.pattern},
+        "key": {"type": "string", "pattern": KEY_RE.pattern}, "token": {"type": "string", "pattern": TOKEN_RE.pattern},
+        "page": {"type": "string", "maxLength": 2048}, "referrer": {"type": "string", "maxLength": 2048},
+        "title": {"type": "string", "maxLength": 300}, "ga_client_id": {"type": "string", "pattern": GA_RE.pattern},
+        "params": {"type": "object", "properties": {k: {"type": "string", "maxLength": 200} for k in VISIT_FIELDS},
+                   "additionalProperties": False},
+        "device": {"type": "object", "properties": {"ua": {"type": "string", "maxLength": 400},
+                                                    "width": {"type": "integer"}, "height": {"type": "integer"},
+                                                    "touch": {"type": "boolean"}}},
+        "vars": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200}, "maxProperties": 20},
+        "vars_mode": {"type": "string", "enum": ["replace", "add", "overwrite"]},
+        "element": {"type": "string", "maxLength": 200}}},
+    "Lease": {"type": "object", "required": ["token", "number", "display", "tel", "extension", "ttl", "renew_every",
+                                             "overflow"], "properties": {
+        "token": _S, "number": _S_NULL, "display": _S_NULL, "tel": _S_NULL, "extension": _S_NULL,
+        "ttl": {"type": "integer"}, "renew_every": {"type": "integer"}, "overflow": {"type": "boolean"}}},
+}
+_SNIPPET_ERRORS = {"400": _err("invalid body; the message names the field"),
+                   "403": _err("unknown pool, wrong site key, or an origin the pool does not allow"),
+                   "429": _err("too many requests from this address (see Retry-After)")}
+
+
+def _snippet_operation(kind: str, summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SnippetRequest"}},
+                                          **_TEXT}}
+    return {"post": {"operationId": f"snippet{kind.title()}", "tags": ["web snippet"], "security": [],
+                     "summary": summary, "requestBody": body, "responses": {**ok, **_SNIPPET_ERRORS}},
+            "options": {"operationId": f"snippet{kind.title()}Preflight", "tags": ["web snippet"], "security": [],
+                        "summary": "CORS preflight", "responses": {"204": {"description": "CORS headers for allowed origins"}}}}
+
+
+PUBLIC_PATHS: dict[str, Any] = {
+    "/t.js": {"get": {"operationId": "snippet", "tags": ["web snippet"], "security": [],
+                      "summary": "The dynamic number insertion snippet (docs/attribution.md)",
+                      "responses": {"200": {"description": "JavaScript",
+                                            "content": {"application/javascript": {"schema": _S}}}}}},
+    "/t/v1/sessions": _snippet_operation("sessions", "Start or resume a visitor session and lease a number",
+                                         {"200": _json({"$ref": "#/components/schemas/Lease"}, "the lease")}),
+    "/t/v1/pageview": _snippet_operation("pageview", "Renew the lease on a page view (unknown token: new session)",
+                                         {"200": _json({"$ref": "#/components/schemas/Lease"}, "the lease")}),
+    "/t/v1/click": _snippet_operation("click", "Report a click on a call element", {"204": {"description": "noted"}}),
+    "/demo/{name}": {"get": {"operationId": "samplePage", "tags": ["web snippet"], "security": [],
+                             "summary": "Sample landing pages with the snippet filled in for a configured pool",
+                             "parameters": [{"name": "name", "in": "path", "required": True, "schema": _S},
+                                            {"name": "pool", "in": "query", "required": False, "schema": _S}],
+                             "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": _S}}},
+                                           "404": _err("no such page, or no pool of its kind")}}},
+}
+_AUTH = {"401": _err("missing or invalid bearer token")}
+_OBJ = {"type": "object"}
+ADMIN_PATHS: dict[str, Any] = {
+    "/api/v1/pools": {"get": {"operationId": "listPools", "tags": ["pools"], "summary": "Pools and their usage",
+                              "responses": {"200": _json({"type": "object", "required": ["pools"], "properties": {
+                                  "pools": {"type": "array", "items": _OBJ}}}, "pools"), **_AUTH}}},
+    "/api/v1/pools/{name}": {"get": {
+        "operationId": "getPool", "tags": ["pools"], "summary": "One pool: states, alerts and every number",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": _S}],
+        "responses": {"200": _json(_OBJ, "the pool"), "400": _err("not a pool name"), "404": _err("no such pool"),
+                      **_AUTH}}},
+    "/api/v1/numbers/{number}/history": {"get": {
+        "operationId": "numberHistory", "tags": ["pools"], "summary": "A number's state changes, newest first",
+        "parameters": [{"name": "number", "in": "path", "required": True, "schema": _S}],
+        "responses": {"200": _json({"type": "object", "required": ["number", "history"], "properties": {
+            "number": _S, "history": {"type": "array", "items": _OBJ}}}, "the history"),
+            "400": _err("not a number"), **_AUTH}}},
+    "/api/v1/sessions/{session_id}": {"get": {
+        "operationId": "getSession", "tags": ["pools"], "summary": "A visitor session (never its token)",
+        "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _S}],
+        "responses": {"200": _json(_OBJ, "the session"), "400": _err("not a session id"),
+                      "404": _err("no such session"), **_AUTH}}},
+}

@@ -11,6 +11,7 @@ import hmac
 import json
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from ari_app.testcall import run_softphone
-from tests.integration.conftest import NUMBERS, POOL_SITE_KEY, WEBHOOK_SECRET, Stack, utc_now_iso
+from tests.integration.conftest import ADMIN_TOKEN, NUMBERS, POOL_SITE_KEY, WEBHOOK_SECRET, Stack, utc_now_iso
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +88,12 @@ def test_pool_leases_attribution_overflow_and_late_call(app: Stack) -> None:
     status, session = app.api(f"/api/v1/sessions/{first['session_id']}")
     assert status == 200 and session["number"] == a["number"].lstrip("+") and session["vars"]["visitor"] in "01"
     assert "token" not in json.dumps(session)  # the secret token never leaves the server
+    # a sale reported later: the ad platform's offline-conversion file carries the visitor's gclid
+    status, converted = app.post(f"/api/v1/calls/{first['id']}/conversion",
+                                 {"name": "Booked job", "value": 120.5, "currency": "USD"}, token=ADMIN_TOKEN)
+    assert status == 200 and converted["conversion_value"] == 120.5
+    csv_text = fetch(app, f"/api/v1/conversions.csv?since={since}&until=2100-01-01T00:00:00Z")
+    assert f"{first['gclid']},Booked job," in csv_text and csv_text.startswith("Parameters:TimeZone=")
     second = call(app, digits(b["number"]), "15557771002")
     third = call(app, digits(c["number"]), "15557771003")
     assert second["session_id"] != first["session_id"] and third["source"] == "bing"
@@ -184,11 +191,15 @@ class Receiver:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+EXPECTED_EVENTS = {"call.started", "call.answered", "call.completed", "call.spam"}
+
+
 def test_call_events_reach_a_webhook_that_was_down(app: Stack) -> None:
     since = utc_now_iso()
     result = app.sipp(NUMBERS["plain"], caller="15557773001", hold_ms=500)
     assert result.returncode == 0
     rec = app.wait_call(since, "15557773001")
+    assert app.post(f"/api/v1/calls/{rec['id']}/spam", {"spam": True}, token=ADMIN_TOKEN)[0] == 200
     time.sleep(1.5)  # the first delivery attempts fail: nobody listens yet
     receiver = Receiver(app.ports["webhook"])
     receiver.start()
@@ -197,21 +208,24 @@ def test_call_events_reach_a_webhook_that_was_down(app: Stack) -> None:
         mine: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             mine = [body for body, _ in receiver.received if body["call"]["id"] == rec["id"]]
-            if {b["event"] for b in mine} >= {"call.started", "call.answered", "call.completed"}:
+            if {b["event"] for b in mine} >= EXPECTED_EVENTS:
                 break
             time.sleep(0.5)
-        assert {b["event"] for b in mine} >= {"call.started", "call.answered", "call.completed"}, receiver.received
+        assert {b["event"] for b in mine} >= EXPECTED_EVENTS, receiver.received
         assert all(ok for body, ok in receiver.received if body["call"]["id"] == rec["id"])  # signed
         completed = next(b for b in mine if b["event"] == "call.completed")
         assert completed["call"]["talk_seconds"] > 0 and completed["call"]["disposition"] == "completed"
-        status, metrics = 200, app_metrics(app)
-        assert 'ringpool_outbox_backlog{sink="crm"}' in metrics
+        assert 'ringpool_outbox_backlog{sink="crm"}' in app_metrics(app)
     finally:
         receiver.stop()
 
 
-def app_metrics(app: Stack) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{app.admin_port}/metrics", timeout=5) as resp:
+def fetch(app: Stack, path: str) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{app.admin_port}{path}",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return resp.read().decode()
+
+
+def app_metrics(app: Stack) -> str:
+    return fetch(app, "/metrics")

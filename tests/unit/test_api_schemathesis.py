@@ -30,7 +30,11 @@ from ari_app.admin.http import AdminDeps, build_admin_app  # noqa: E402
 from ari_app.admin.openapi import document_for  # noqa: E402
 from ari_app.config import load_settings  # noqa: E402
 from storage.async_store import AsyncCallStore  # noqa: E402
+from ari_app.service import catalog_rows  # noqa: E402
+from ari_app.tracking.service import TrackingService  # noqa: E402
 from storage.calls import NewCall  # noqa: E402
+from tests.unit.admin_fixtures import POOLS_YAML  # noqa: E402
+from tests.unit.admin_fixtures import tracking_for_docs  # noqa: E402
 
 TOKEN = "schemathesis-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -106,7 +110,7 @@ class LiveServer:
 
     async def _start(self) -> None:
         path = self.root / "ringpool.yaml"
-        path.write_text(CONFIG.format(accounts_file=self.root / "accounts.conf"), encoding="utf-8")
+        path.write_text(CONFIG.format(accounts_file=self.root / "accounts.conf") + POOLS_YAML, encoding="utf-8")
         settings_ = load_settings(path)
 
         async def reload() -> None:
@@ -116,7 +120,10 @@ class LiveServer:
         await self.accounts.open()
         self.store = AsyncCallStore(settings_.database)
         await self.store.open()
+        await self.store.call("sync_catalog", *catalog_rows(settings_))
         await seed(self.store)
+        self.tracking = TrackingService(settings_, self.store)
+        await self.tracking.start()
         await self.accounts.ban("192.0.2.7", failures=3, reason="seeded")
 
         async def status() -> dict[str, Any]:
@@ -127,7 +134,7 @@ class LiveServer:
             return "# TYPE ringpool_active_calls gauge\nringpool_active_calls 0\n"
 
         app = build_admin_app(AdminDeps(store=self.store, token=TOKEN, status=status, accounts=self.accounts,
-                                        metrics=metrics))
+                                        metrics=metrics, tracking=self.tracking))
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -138,6 +145,7 @@ class LiveServer:
     def stop(self) -> None:
         async def stop() -> None:
             await self.runner.cleanup()
+            await self.tracking.stop()
             await self.store.close()
             await self.accounts.close()
 
@@ -164,7 +172,8 @@ async def _no_status() -> dict[str, Any]:
 def served_document() -> dict[str, Any]:
     """What GET /api/v1/openapi.json serves: the app's document with every module's contributed routes. Built
     from an app that is never started (collection needs the operations before any server runs)."""
-    return document_for(build_admin_app(AdminDeps(store=None, token=TOKEN, status=_no_status)))  # type: ignore[arg-type]
+    return document_for(build_admin_app(AdminDeps(store=None, token=TOKEN, status=_no_status,  # type: ignore[arg-type]
+                                                  tracking=tracking_for_docs())))
 
 
 schema = schemathesis.openapi.from_dict(served_document())

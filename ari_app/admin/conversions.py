@@ -1,0 +1,162 @@
+"""Facts that arrive after a call, through the API: a conversion (a sale, an appointment) or a spam verdict,
+and the offline-conversion file ad platforms import. Each change goes to the webhooks with the call's data
+(the outbox queues it in the same transaction)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ari_app.admin import openapi
+from ari_app.outbox.export import conversions_for_export, write_csv
+from storage.async_store import AsyncCallStore
+from storage.db import stored_time
+
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+CONVERSION_KEYS = {"name", "value", "currency", "at"}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("body: not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("body: expected a JSON object")
+    return body
+
+
+def _conversion(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - CONVERSION_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s): {', '.join(unknown)[:200]}")
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 100):
+        raise ValueError("name: text of 1-100 characters (the ad platform's conversion action)")
+    value = body.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or not 0 <= value <= 1e12):
+        raise ValueError("value: a number from 0 (the sale amount)")
+    currency = body.get("currency")
+    if currency is not None and (not isinstance(currency, str) or not CURRENCY_RE.match(currency)):
+        raise ValueError("currency: an ISO 4217 code such as USD")
+    at = body.get("at")
+    if at is not None:
+        try:
+            at = stored_time(at) if isinstance(at, str) else stored_time("")
+        except ValueError:
+            raise ValueError("at: a valid UTC time like 2026-01-31T12:00:00.000Z") from None
+    return {"name": name, "value": value, "currency": currency, "at": at}
+
+
+def add_routes(app: web.Application, store: AsyncCallStore) -> None:
+    id_re = re.compile(f"^{openapi.ID_PATTERN}$")
+
+    async def mark(request: web.Request, **what: Any) -> web.Response:
+        call_id = request.match_info["call_id"]
+        if not id_re.match(call_id):
+            return _error(400, "call id: letters, digits, '.', '_' and '-' only")
+        call = await store.call("mark", call_id, **what)
+        return web.json_response(call) if call else _error(404, f"no call {call_id}")
+
+    async def convert(request: web.Request) -> web.Response:
+        try:
+            conversion = _conversion(await _body(request))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return await mark(request, conversion=conversion)
+
+    async def spam(request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            if set(body) != {"spam"} or not isinstance(body["spam"], bool):
+                raise ValueError('body: {"spam": true} or {"spam": false}')
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return await mark(request, spam=body["spam"])
+
+    async def export(request: web.Request) -> web.Response:
+        """Google Ads offline conversions: calls with a gclid converted in [since, until)."""
+        query = request.query
+        unknown = sorted(set(query) - {"since", "until", "campaign"})
+        if unknown:
+            return _error(400, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+        for key in ("since", "until"):
+            if key not in query or not re.fullmatch(openapi.TIME_PATTERN, query[key]):
+                return _error(400, f"{key}: required, UTC time like 2026-01-31T12:00:00Z")
+        campaign = query.get("campaign")
+        if campaign is not None and not re.fullmatch(openapi.NAME_PATTERN, campaign):
+            return _error(400, "campaign: expected a campaign name")
+        try:
+            since, until = stored_time(query["since"]), stored_time(query["until"])
+        except ValueError:
+            return _error(400, "since/until: not a valid date and time")
+        rows = await store.run(conversions_for_export, store.db, since, until, campaign)
+        out = io.StringIO()
+        write_csv(rows, out)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8", headers={
+            "Content-Disposition": f'attachment; filename="ringpool-conversions-{stamp}.csv"',
+            "Cache-Control": "no-store"})
+
+    app.router.add_post("/api/v1/calls/{call_id}/conversion", convert)
+    app.router.add_post("/api/v1/calls/{call_id}/spam", spam)
+    app.router.add_get("/api/v1/conversions.csv", export)
+    openapi.add_paths(app, PATHS)
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {"$ref": "#/components/schemas/Error"}
+_CALL = {"$ref": "#/components/schemas/CallRecord"}
+_CALL_ID = {"name": "call_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": f"^{openapi.ID_PATTERN}$"}}
+_COMMON = {"400": _json(_ERR, "invalid body; the message names the field"), "404": _json(_ERR, "no such call"),
+           "401": _json(_ERR, "missing or invalid bearer token")}
+PATHS: dict[str, Any] = {
+    "/api/v1/calls/{call_id}/conversion": {"post": {
+        "operationId": "convertCall", "tags": ["calls"],
+        "summary": "Record a conversion (sale, appointment) on a call; sent to webhooks as call.converted",
+        "parameters": [_CALL_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "value": {"type": "number", "minimum": 0, "maximum": 1e12},
+                "currency": {"type": "string", "pattern": CURRENCY_RE.pattern},
+                "at": {"type": "string", "pattern": f"^{openapi.TIME_PATTERN}$"}}}}}},
+        "responses": {"200": _json(_CALL, "the call"), **_COMMON}}},
+    "/api/v1/calls/{call_id}/spam": {"post": {
+        "operationId": "markSpam", "tags": ["calls"],
+        "summary": "Mark a call as spam (call.spam to webhooks) or clear the mark",
+        "parameters": [_CALL_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["spam"], "additionalProperties": False,
+            "properties": {"spam": {"type": "boolean"}}}}}},
+        "responses": {"200": _json(_CALL, "the call"), **_COMMON}}},
+    "/api/v1/conversions.csv": {"get": {
+        "operationId": "exportConversions", "tags": ["calls"],
+        "summary": "Offline conversions for Google Ads: gclid, conversion name, time with zone, value, currency",
+        "parameters": [
+            {"name": "since", "in": "query", "required": True,
+             "schema": {"type": "string", "pattern": f"^{openapi.TIME_PATTERN}$"}, "description": "converted at or after"},
+            {"name": "until", "in": "query", "required": True,
+             "schema": {"type": "string", "pattern": f"^{openapi.TIME_PATTERN}$"}, "description": "converted before"},
+            {"name": "campaign", "in": "query", "required": False,
+             "schema": {"type": "string", "pattern": f"^{openapi.NAME_PATTERN}$"}}],
+        "responses": {"200": {"description": "CSV in Google's offline conversion template",
+                              "content": {"text/csv": {"schema": {"type": "string"}}}},
+                      "400": _json(_ERR, "a query parameter is missing or invalid"),
+                      "401": _json(_ERR, "missing or invalid bearer token")}}},
+}

@@ -1,0 +1,42 @@
+"""A TrackingService for tests that only build the admin app (the route table, the OpenAPI document)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ari_app.config import load_settings
+from ari_app.tracking.service import TrackingService
+
+SITE_KEY = "unit-site-key-0123456789"
+POOLS_YAML = f"""\
+inventory: ["5550100300"]
+pools:
+  - name: web
+    campaign: spring
+    numbers: ["5550100201", "5550100202"]
+    max_size: 3
+    overflow_number: "5550100299"
+    site_key: {SITE_KEY}
+    allowed_origins: ["http://127.0.0.1:8080"]
+  - name: ext
+    campaign: spring
+    mode: extension
+    number: "5550100250"
+    site_key: {SITE_KEY}
+"""
+MINIMAL = """\
+state_dir: var
+asterisk: {bundled: false}
+ari: {password: unit-test-ari-password}
+trunks: [{name: carrier, match: [127.0.0.1]}]
+destinations: [{name: desk, host: 127.0.0.1}]
+campaigns: [{name: spring, destination: desk, numbers: ["5550100001"]}]
+"""
+
+
+def tracking_for_docs() -> TrackingService:
+    """Not started: enough to register the routes (site keys are configured, so no secret is written)."""
+    folder = Path(tempfile.mkdtemp(prefix="ringpool-docs-"))
+    (folder / "ringpool.yaml").write_text(MINIMAL + POOLS_YAML, encoding="utf-8")
+    return TrackingService(load_settings(folder / "ringpool.yaml"), None)  # type: ignore[arg-type]
