@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration deps system-deps asterisk venv call bench check-config clean
+.PHONY: run test unit integration deps system-deps asterisk venv call bench bench-leases check-config clean
 
 run: deps
 	@bash scripts/run.sh
@@ -39,6 +39,9 @@ call: venv
 
 bench: deps
 	$(BIN)/python bench/call_setup.py
+
+bench-leases: venv
+	$(BIN)/python bench/leases.py
 
 check-config: venv
 	$(BIN)/python -m ari_app --config $(or $(CONFIG),config/ringpool.yaml) check-config

@@ -28,6 +28,7 @@ from storage.calls import NewCall
 from storage.db import format_time, parse_time, utcnow
 
 if TYPE_CHECKING:
+    from ari_app.screening.service import ScreeningService
     from ari_app.tracking.service import TrackingService
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ HUB_CAPACITY = 64  # streams per detector bank: CPU per stream falls with width,
 
 class CallManager:
     def __init__(self, rest: AriRest, store: AsyncCallStore, settings: Settings,
-                 tracking: "TrackingService | None" = None) -> None:
+                 tracking: "TrackingService | None" = None, screening: "ScreeningService | None" = None) -> None:
         self.rest = rest
         self.store = store
         self.settings = settings
@@ -56,7 +57,8 @@ class CallManager:
         # One detector hub for every listened call: streams are processed together, vectorised.
         self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
-                               on_latency=self.metrics.observe_decision_ms, tracking=tracking)
+                               on_latency=self.metrics.observe_decision_ms, tracking=tracking,
+                               screening=screening)
         self._reconcile_lock = asyncio.Lock()
 
     # --- registry ----------------------------------------------------------------------------------------

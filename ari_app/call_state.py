@@ -18,6 +18,7 @@ class CallState(str, Enum):
     EARLY_MEDIA = "early_media"
     ANSWERED = "answered"
     GREETING = "greeting"
+    CHALLENGE = "challenge"  # the extra treatment for suspicious callers: a digit to press, a voice to hear
     EXTENSION = "extension"  # asking an extension-site caller for the extension on the web page
     RINGING = "ringing"
     DIALING = "dialing"

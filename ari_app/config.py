@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -16,6 +16,7 @@ from ari_app.yaml_located import ConfigError, LocatedList, LocatedMap, load_loca
 
 if TYPE_CHECKING:
     from ari_app.outbox.model import Sink
+    from ari_app.screening.model import ScreeningSettings
     from ari_app.tracking.model import Pool
 
 T = TypeVar("T")
@@ -125,6 +126,7 @@ class Campaign:
     ring_timeout: int
     fallback: Fallback
     detection: DetectionSettings = DetectionSettings()
+    screening: "ScreeningSettings | None" = None  # None: the global screening settings
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,14 @@ class Settings:
     pools: dict[str, "Pool"] = field(default_factory=dict)
     inventory: tuple[str, ...] = ()  # numbers in no campaign, from which pools grow
     webhooks: dict[str, "Sink"] = field(default_factory=dict)  # where call events are sent (the outbox)
+    screening: "ScreeningSettings | None" = None  # the defaults; None: built-in defaults
+
+    def screening_for(self, campaign: Campaign | None) -> "ScreeningSettings":
+        from ari_app.screening.model import ScreeningSettings
+
+        if campaign is not None and campaign.screening is not None:
+            return campaign.screening
+        return self.screening or ScreeningSettings()
 
 
 class _Section:
@@ -482,6 +492,7 @@ def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
         fallback=_read_fallback(s.section("fallback")),
         detection=_read_detection(s.section("detection")),
     )
+    s.used.add("screening")  # read after the global section, which it overrides (load_settings)
     numbers = []
     raw = s.raw("numbers", LocatedList())
     if not isinstance(raw, list):
@@ -593,13 +604,18 @@ def load_settings(path: Path | str) -> Settings:
                             path, "test_accounts", lambda a: a.username)
     security = _read_security(top.section("security"))
     from ari_app.outbox.model import read_sinks
+    from ari_app.screening.model import ScreeningSettings, read_screening
     webhooks = read_sinks(top.items("webhooks"))
+    screening = read_screening(top.section("screening"), ScreeningSettings())
+    for (campaign, _numbers), s, _line in campaign_items:
+        if s.data.get("screening") is not None:
+            campaigns[campaign.name] = replace(campaign, screening=read_screening(s.section("screening"), screening))
     top.reject_unknown()
 
     return Settings(path=path, state_dir=state_dir, database=database, ari=ari, asterisk=asterisk,
                     admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers,
                     speech=speech, test_accounts=test_accounts, security=security, pools=pools,
-                    inventory=inventory, webhooks=webhooks)
+                    inventory=inventory, webhooks=webhooks, screening=screening)
 
 
 def _read_pools(top: _Section, campaigns: dict[str, Campaign],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,9 @@ from storage.calls import NewCall, NewLeg
 from storage.db import utcnow
 
 if TYPE_CHECKING:
+    from ari_app.screening.model import Refusal, ScreeningSettings
+    from ari_app.screening.score import Verdict
+    from ari_app.screening.service import ScreeningService
     from ari_app.tracking.attribution import Arrival
     from ari_app.tracking.service import TrackingService
 
@@ -41,6 +45,8 @@ PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must no
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
+PRESENCE = frozenset({"speech_start", "speech"})  # what counts as a person (or a room) being there
+SIT_TONES = "tone:!950/330,!1400/330,!1800/330,0/1000"  # the not-in-service intercept tones, then the message
 WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condition (e.g. after a detection)
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
 DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", DialResult.MACHINE: "no_answer",
@@ -67,6 +73,7 @@ class CallContext:
     hub: HubRunner
     on_latency: Callable[[float], None] | None = None
     tracking: "TrackingService | None" = None  # pools and attribution
+    screening: "ScreeningService | None" = None  # score 1 before answer, the challenge after
 
 
 class CallerGone(Exception):
@@ -94,6 +101,8 @@ class InboundCall:
         self.detections = CallDetections(ctx.store, call_id, wake=lambda: self.queue.put_nowait(WAKE))
         self.digits: list[str] = []  # the caller's DTMF, in order, for prompts that gather digits
         self.arrival: "Arrival | None" = None
+        self.verdict: "Verdict | None" = None
+        self.screen_settings: "ScreeningSettings | None" = None
         self.extension_used: tuple[str, str] | None = None  # (pool, extension) to release when the call ends
 
     # --- plumbing ----------------------------------------------------------------------------------------
@@ -272,8 +281,11 @@ class InboundCall:
             signaling = signaling_from_channel(self.channel)
             # The one write the call waits for: the record exists before anything is done to the call.
             await self.ctx.store.call("create_call", _new_call(self.id, signaling, self.start_event))
-            if self.ctx.tracking is not None:
-                # the number's state and the visitor behind it, before deciding (pools change at run time)
+            if self.ctx.screening is not None:
+                # the number's state, the visitor behind it and the caller's history, before deciding
+                screened = await self.ctx.screening.arrive(self.id, signaling)
+                self.arrival, self.verdict, self.screen_settings = screened.arrival, screened.verdict, screened.settings
+            elif self.ctx.tracking is not None:
                 self.arrival = await self.ctx.tracking.arrive(self.id, signaling.dialed_number,
                                                               signaling.caller_number)
             return await self._handle(signaling)
@@ -331,14 +343,17 @@ class InboundCall:
             self.view.observe(self.queue.get_nowait())
 
     async def _handle(self, signaling: Signaling) -> tuple[str, int | None, str | None]:
-        decision = decide(signaling, self.ctx.settings, self.arrival.number if self.arrival else None)
+        decision = decide(signaling, self.ctx.settings, self.arrival.number if self.arrival else None,
+                          self.verdict)
         self._record_decision(decision)
-        return await self._act(decision)
+        if decision.verdict is not None and decision.verdict.action == "quarantine" and self.ctx.screening:
+            await self.ctx.screening.quarantine(signaling, decision.details.get("number_state", ""), self.id)
+        return await self._act(decision, signaling)
 
-    async def _act(self, decision: Decision) -> tuple[str, int | None, str | None]:
+    async def _act(self, decision: Decision, signaling: Signaling) -> tuple[str, int | None, str | None]:
         if decision.action is Action.REJECT:
             cause = decision.hangup_cause or CAUSE_NORMAL
-            await self._first_command(self._hangup(self.inbound, cause))
+            await self._refuse(decision.refusal, cause)
             self._set_state(CallState.REJECTED)
             return "rejected", cause, "ringpool"
         route = decision.route
@@ -349,10 +364,13 @@ class InboundCall:
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
         asks_extension = route.tracking_number.role == "extension" and self.ctx.tracking is not None
-        if campaign.greeting or asks_extension:
+        if campaign.greeting or asks_extension or decision.challenge:
             await self._first_command(self.ctx.rest.answer(self.inbound))
             self._mark_answered()
             await self._answered()
+            if decision.challenge and not await self._challenge(signaling):
+                await self._hangup(self.inbound)
+                return "rejected", CAUSE_NORMAL, "ringpool"
             if asks_extension:
                 await self._ask_extension(route.tracking_number.pool or "")
             if campaign.greeting:
@@ -388,6 +406,12 @@ class InboundCall:
         fields: dict[str, Any] = {"decision": decision.action.value, "decision_reasons": list(decision.reasons)}
         if route:
             fields |= {"campaign": route.campaign.name, "destination": route.destinations[0].name}
+        elif self.arrival is not None and self.arrival.number is not None:
+            fields["campaign"] = self.arrival.number.campaign  # refused calls count against their campaign
+        if decision.verdict is not None:
+            fields |= decision.verdict.record()
+            if decision.action is Action.REJECT and decision.verdict.action == "refuse":
+                fields |= {"spam": 1, "spam_reason": decision.reasons[0]}
         self._write(call=fields, events=[("decision", {"action": decision.action.value,
                                                        "reasons": list(decision.reasons),
                                                        "campaign": route.campaign.name if route else None})])
@@ -406,6 +430,67 @@ class InboundCall:
         if self._caller_gone():
             raise CallerGone()
         self._event("playback_finished", sound=sound, completed=bool(done))
+
+    async def _refuse(self, refusal: "Refusal | None", cause: int) -> None:
+        """Refuse without answering, so the caller is never charged: a SIP error, ringing that is never
+        answered, or the not-in-service tones and announcement as early media."""
+        if refusal is None or refusal.action == "reject":
+            await self._first_command(self._hangup(self.inbound, cause))
+            return
+        if refusal.action == "ring":
+            await self._first_command(self.ctx.rest.ring(self.inbound))
+            self._event("refusal", action="ring", seconds=refusal.seconds)
+            await self._wait(lambda: True if self._caller_gone() else None, refusal.seconds)
+        else:
+            await self._first_command(self.ctx.rest.progress(self.inbound))
+            self._event("refusal", action="announce")
+            await self._play_early(f"{SIT_TONES},sound:ss-noservice", refusal.seconds)
+        if self._caller_gone():
+            raise CallerGone()
+        await self._hangup(self.inbound, cause)
+
+    async def _play_early(self, media: str, limit: float) -> None:
+        playback_id = f"{self.id}-early-{int(time.monotonic() * 1000)}"
+        await self.ctx.rest.play(self.inbound, media, playback_id=playback_id)
+        await self._wait(lambda: True if playback_id in self.view.playbacks_done or self._caller_gone() else None,
+                         limit)
+
+    async def _challenge(self, signaling: Signaling) -> bool:
+        """The extra treatment for a yellow score or a quarantined caller (seed 001, C13 and C16): press a
+        digit that changes from call to call, and be heard (voice or noise) within a window. Failing blocks
+        the caller for a while; the call is marked spam."""
+        assert self.ctx.screening is not None and self.screen_settings is not None
+        settings = self.screen_settings
+        self._set_state(CallState.CHALLENGE)
+        await self._start_listening()
+        started = len(self.detections.items)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.presence_seconds
+        passed = False
+        digit = str(secrets.randbelow(9) + 1)
+        for attempt in range(1, settings.challenge_tries + 1):
+            self._event("challenge_prompt", attempt=attempt, expected=digit)
+            entered = await self._gather_digits(self.ctx.screening.challenge_prompt(digit), max_digits=1,
+                                                first_wait=settings.challenge_wait)
+            passed = entered == digit
+            self._event("challenge", attempt=attempt, expected=digit, entered=entered or None, passed=passed)
+            if passed:
+                break
+            digit = str((int(digit) + secrets.randbelow(8)) % 9 + 1)  # a different digit next time
+        heard = lambda: True if any(d.leg == "caller" and d.kind in PRESENCE for d in self.detections.items[started:]) \
+            else None  # noqa: E731
+        present = bool(heard() or (passed and await self._wait(heard, max(0.0, deadline - loop.time()))))
+        if self._caller_gone():
+            raise CallerGone()
+        result = {"passed": passed and present, "digit_ok": passed, "presence": present}
+        self._write(call={"challenge": result}, events=[("challenge_result", result)])
+        if passed and present:
+            return True
+        reason = "failed the challenge: " + ("no voice or sound heard" if passed else "wrong or no digit")
+        self._write(call={"spam": 1, "spam_reason": reason})
+        await self.ctx.screening.block(signaling.caller_number, seconds=settings.block_seconds, reason=reason,
+                                       source="challenge", campaign=None)
+        return False
 
     async def _ask_extension(self, pool_name: str) -> None:
         """Extension sites (seed 003): the caller enters the extension shown on the page, which names the
@@ -427,7 +512,8 @@ class InboundCall:
                     self.extension_used = (pool_name, digits)
                 return
 
-    async def _gather_digits(self, prompt: str | None, *, max_digits: int) -> str:
+    async def _gather_digits(self, prompt: str | None, *, max_digits: int,
+                             first_wait: float = FIRST_DIGIT_WAIT) -> str:
         """Digits typed during or after ``prompt``, up to ``max_digits`` or ``#``; digits that arrive early
         (a phone dialling tel:NUMBER,EXT sends them right after answer) count too. Stops the prompt on the
         first digit."""
@@ -450,7 +536,7 @@ class InboundCall:
                 await self._safe(self.ctx.rest.stop_playback(playback_id))
         while not self._caller_gone() and entered() is None:
             seen = len(self.digits)
-            wait = NEXT_DIGIT_WAIT if seen > start else FIRST_DIGIT_WAIT
+            wait = NEXT_DIGIT_WAIT if seen > start else first_wait
             if await self._wait(lambda: True if len(self.digits) > seen or self._caller_gone() else None,
                                 wait) is None:
                 break  # timed out: what was typed so far is the answer

@@ -89,7 +89,8 @@ async def run(settings: Settings) -> None:
         watch.start()
         runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status,
                                                          accounts=accounts, metrics=service.metrics,
-                                                         tracking=service.tracking)),
+                                                         tracking=service.tracking, live=service.live,
+                                                         screening=service.screening)),
                                access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.admin.bind, settings.admin.port).start()

@@ -10,6 +10,7 @@ import logging
 from dataclasses import asdict, replace
 from typing import Any
 
+from ari_app.admin.live import LiveFeed, watch_calls
 from ari_app.ari import AriClient
 from ari_app.call_manager import CallManager
 from ari_app.config import Settings
@@ -20,6 +21,7 @@ from ari_app.outbox.enqueue import enqueue_call_event
 from ari_app.outbox.model import Sink
 from ari_app.outbox.worker import OutboxWorker
 from ari_app.secrets_store import load_or_create_secret
+from ari_app.screening.service import ScreeningService
 from ari_app.tracking.service import TrackingService
 from dialplan.destinations import dial_string
 from storage.async_store import AsyncCallStore
@@ -35,14 +37,18 @@ class RingpoolService:
         self.client: AriClient | None = None
         self.manager: CallManager | None = None
         self.tracking = TrackingService(settings, self.store)
+        self.screening = ScreeningService(settings, self.store)
         self.sinks = outbox_sinks(settings)
         self.outbox = OutboxWorker(lambda fn: self.store.run(fn, self.store.db), self.sinks)
+        self.live = LiveFeed()  # call milestones for the dashboard (GET /api/v1/live)
         self._stopping = False
 
     async def start(self) -> None:
         await self.store.open()
+        watch_calls(self.store.store, self.live)  # publishes each milestone; never fails the write
         await self.store.call("sync_catalog", *catalog_rows(self.settings))
         await self.tracking.start()
+        await self.screening.start(self.tracking.attribution)
         if self.sinks:
             self._publish_milestones()
             await self.outbox.start()
@@ -51,7 +57,7 @@ class RingpoolService:
                                 on_event=self._on_event, on_connected=self._on_connected,
                                 on_disconnected=self._on_disconnected, start_events=False)
         await self.client.__aenter__()
-        self.manager = CallManager(self.client.rest, self.store, self.settings, self.tracking)
+        self.manager = CallManager(self.client.rest, self.store, self.settings, self.tracking, self.screening)
         await self.manager.start()
         self.client.events.start()
         log.info("ARI app %r connecting to %s", ari.app, ari.url)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ari_app.config import Campaign, Destination, Settings, TrackingNumber
+from ari_app.screening.model import Refusal
+from ari_app.screening.score import Verdict
 from ari_app.tracking.attribution import NumberInfo
 from dialplan.signaling import Signaling
 
@@ -36,15 +38,26 @@ class Decision:
     route: Route | None = None
     hangup_cause: int | None = None
     details: dict[str, str] = field(default_factory=dict)
+    refusal: Refusal | None = None  # how to refuse: reject with a code, ring unanswered, or announce
+    verdict: Verdict | None = None  # screening's score 1, its factors, and whether to challenge the caller
+
+    @property
+    def challenge(self) -> bool:
+        return self.verdict is not None and self.verdict.action == "extra"
 
 
 NOT_IN_USE = ("inventory", "retired")
 
 
-def decide(signaling: Signaling, settings: Settings, known: NumberInfo | None = None) -> Decision:
+def decide(signaling: Signaling, settings: Settings, known: NumberInfo | None = None,
+           verdict: Verdict | None = None) -> Decision:
     """``known`` is the dialed number as the database has it (pools grow from the inventory at run time);
-    without it, the configured numbers are used."""
+    without it, the configured numbers are used. ``verdict`` is screening's score 1 for the call."""
     number = settings.numbers.get(signaling.dialed_number)
+    if known is not None and verdict is not None and verdict.action == "quarantine" and verdict.refusal:
+        return Decision(Action.REJECT, (f"tracking number not in use ({known.state}): caller quarantined",),
+                        hangup_cause=verdict.refusal.cause, details={"number_state": known.state},
+                        refusal=verdict.refusal, verdict=verdict)
     if known is not None:
         if known.state in NOT_IN_USE or not known.active or known.campaign not in settings.campaigns:
             # recorded like every call; screening decides what more to do with callers of unused numbers
@@ -55,10 +68,18 @@ def decide(signaling: Signaling, settings: Settings, known: NumberInfo | None = 
         return Decision(Action.REJECT, ("dialed number is not a tracking number",),
                         hangup_cause=CAUSE_UNALLOCATED)
     campaign = settings.campaigns[number.campaign]
+    if verdict is not None and verdict.action == "refuse" and verdict.refusal:
+        why = verdict.factors[0].detail if verdict.rule else f"spam score {verdict.score} ({verdict.color})"
+        return Decision(Action.REJECT, (f"screening: {why}",), hangup_cause=verdict.refusal.cause,
+                        refusal=verdict.refusal, verdict=verdict)
     destinations = [settings.destinations[campaign.destination]]
     if campaign.fallback.destination and campaign.fallback.destination != campaign.destination:
         destinations.append(settings.destinations[campaign.fallback.destination])
     route = Route(tracking_number=number, campaign=campaign, destinations=tuple(destinations),
                   fallback_message=campaign.fallback.message)
     where = f" (pool {number.pool}, {known.state if known else number.role})" if number.pool else ""
-    return Decision(Action.PROCEED, (f"tracking number of campaign {campaign.name}{where}",), route=route)
+    reasons = [f"tracking number of campaign {campaign.name}{where}"]
+    if verdict is not None and verdict.action == "extra":
+        reasons.append(f"screening: score {verdict.score} ({verdict.color})"
+                       + (", quarantined caller" if verdict.candidate else "") + ": challenge")
+    return Decision(Action.PROCEED, tuple(reasons), route=route, verdict=verdict)

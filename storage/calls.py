@@ -137,6 +137,8 @@ class CallStore:
                 self._notify("call.started", call_id)
             if call and call.get("bridged_at"):
                 self._notify("call.answered", call_id)
+            if call and call.get("spam") == 1:
+                self._notify("call.spam", call_id)
 
     def update_call(self, call_id: str, **fields: Any) -> None:
         self.apply(call_id, call=fields)

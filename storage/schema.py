@@ -269,4 +269,53 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND dead_at IS NULL;
 """),
+    (5, "screening: block and allow lists, quarantine, scores and factors on the call", """
+CREATE TABLE screen_rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    list TEXT NOT NULL CHECK (list IN ('block', 'allow')),
+    kind TEXT NOT NULL CHECK (kind IN ('number', 'prefix', 'range', 'name', 'anonymous', 'charge')),
+    value TEXT NOT NULL,
+    value_end TEXT,
+    campaign TEXT,
+    expires_at TEXT,
+    reason TEXT,
+    source TEXT NOT NULL DEFAULT 'api',
+    created_at TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    last_hit_at TEXT
+);
+CREATE INDEX screen_rules_lookup ON screen_rules (kind, value);
+CREATE UNIQUE INDEX screen_rules_unique ON screen_rules (list, kind, value, IFNULL(value_end, ''), IFNULL(campaign, ''));
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    caller TEXT NOT NULL,
+    number TEXT NOT NULL,
+    number_state TEXT NOT NULL,
+    call_id TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX quarantine_caller ON quarantine (caller, at);
+CREATE TABLE signatures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT,
+    fingerprint BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    last_hit_at TEXT
+);
+CREATE TABLE campaign_levels (
+    campaign TEXT PRIMARY KEY,
+    level INTEGER NOT NULL,
+    changed_at TEXT NOT NULL,
+    reason TEXT
+);
+ALTER TABLE calls ADD COLUMN score1 INTEGER;
+ALTER TABLE calls ADD COLUMN score1_color TEXT;
+ALTER TABLE calls ADD COLUMN score2 INTEGER;
+ALTER TABLE calls ADD COLUMN screening TEXT;
+ALTER TABLE calls ADD COLUMN candidate INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE calls ADD COLUMN spam_reason TEXT;
+ALTER TABLE calls ADD COLUMN challenge TEXT;
+CREATE INDEX calls_spam ON calls (spam, arrived_at);
+"""),
 ]

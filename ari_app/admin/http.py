@@ -25,10 +25,14 @@ from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
 from storage.db import stored_time
 
 from ari_app.admin.conversions import add_routes as add_conversion_routes
+from ari_app.screening.http import add_routes as add_screening_routes
+from ari_app.admin.dashboard import add_routes as add_dashboard_routes
 from ari_app.tracking.http import add_admin_routes as add_tracking_admin_routes
 from ari_app.tracking.http import add_public_routes as add_tracking_public_routes
 
 if TYPE_CHECKING:
+    from ari_app.admin.live import LiveFeed
+    from ari_app.screening.service import ScreeningService
     from ari_app.tracking.service import TrackingService
     from ari_app.accounts import AccountManager
 
@@ -41,6 +45,7 @@ _ID_RE = re.compile(openapi.ID_PATTERN)
 _CURSOR_RE = re.compile(openapi.CURSOR_PATTERN)
 _EVENT_RE = re.compile(openapi.EVENT_PATTERN)
 _PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.json"})  # under /api/ but served without a token
+_SELF_AUTH_PATHS = frozenset({"/api/v1/live"})  # check a ticket or the token themselves (ari_app/admin/dashboard.py)
 
 CSV_COLUMNS: tuple[str, ...] = tuple(openapi.CALL_FIELDS)  # GET /api/v1/calls.csv, in this order
 CSV_PAGE_SIZE = 500  # rows read per store call while streaming an export
@@ -56,6 +61,8 @@ class AdminDeps:
     accounts: "AccountManager | None" = None  # test accounts, security events and bans
     metrics: Callable[[], Awaitable[str]] | None = None  # Prometheus text for /metrics
     tracking: "TrackingService | None" = None  # pools: the web snippet's public endpoints and the pool views
+    screening: "ScreeningService | None" = None  # block and allow lists, false-positive clearing
+    live: "LiveFeed | None" = None  # call milestones for the dashboard's live stream (ari_app/admin/live.py)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -75,7 +82,7 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
 def _auth_middleware(token: str) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path.startswith("/api/") and request.path not in _PUBLIC_API_PATHS:
+        if request.path.startswith("/api/") and request.path not in _PUBLIC_API_PATHS | _SELF_AUTH_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.partition(" ")
             # surrogateescape: a header with bytes that are not UTF-8 is just a wrong token (it was a 500)
@@ -310,6 +317,9 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
         add_tracking_public_routes(app, deps.tracking)
         add_tracking_admin_routes(app, deps.tracking)
     add_conversion_routes(app, deps.store)
+    if deps.screening is not None:
+        add_screening_routes(app, deps.screening)
+    add_dashboard_routes(app, deps)  # /, /ui/*, /api/v1/stats/*, /api/v1/live (ari_app/admin/dashboard.py)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/test-accounts", list_accounts)

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtmf", metavar="DIGITS", help="send these digits (RFC 4733) after --dtmf-delay")
     p.add_argument("--dtmf-delay", type=float, default=1.0, help="seconds after answer before --dtmf (1.0)")
     p.add_argument("--dtmf-method", choices=["rfc4733", "info"], default="rfc4733")
+    p.add_argument("--dtmf-file", metavar="PATH",
+                   help="send the digits written to this file once it appears (answers to prompts the caller "
+                        "learns during the call, e.g. a screening challenge's digit)")
     p.add_argument("--hold", type=float, metavar="SECONDS",
                    help="hang up this long after answer (default: wait for the far end's BYE)")
     p.add_argument("--timeout", type=float, default=30.0,
@@ -508,6 +511,11 @@ class Softphone:
             elif self.confirmed_at is not None:
                 if o.dtmf and not self.dtmf_done and now - self.confirmed_at >= o.dtmf_delay:
                     self._send_dtmf()
+                if o.dtmf_file and not self.dtmf_done and os.path.exists(o.dtmf_file):
+                    with open(o.dtmf_file, encoding="utf-8") as handle:
+                        o.dtmf = handle.read().strip()
+                    if o.dtmf:
+                        self._send_dtmf()
                 if o.hold is not None and now - self.confirmed_at >= o.hold:
                     self._hangup("hold")
             if self.hangup_sent and self.disconnected_at is None and now >= limit + 5:

@@ -82,6 +82,11 @@ class TrackingService:
             await asyncio.gather(self._sweeper, return_exceptions=True)
 
     @property
+    def attribution(self) -> CallAttribution:
+        assert self._attribution is not None, "TrackingService.start() first"
+        return self._attribution
+
+    @property
     def tracking(self) -> TrackingStore:
         assert self._tracking is not None, "TrackingService.start() first"
         return self._tracking

@@ -50,6 +50,8 @@ NUMBERS = {
     "inventory": "15550002100",  # in no campaign until the pool grows into it
     "overflow": "15550002099",  # the pool's overflow number
     "ext_site": "15550002050",  # extension site "ext" (campaign "web")
+    "screened": "15550003001",  # campaign "screened": screening on (it is off for the other campaigns)
+    "screen_pool": "15550003002",  # pool "screen-pool" of campaign "screened": one number, idle until leased
 }
 POOL_SITE_KEY = "integration-site-key-0123456789"
 WEBHOOK_SECRET = "integration-webhook-secret-0123456789"
@@ -148,6 +150,19 @@ campaigns:
       numbers: ["{early}"]}}
   - {{name: account, destination: tester-desk, ring_timeout: 10, numbers: ["{account}"]}}
   - {{name: web, destination: desk, numbers: []}}
+  - name: screened
+    destination: desk
+    numbers: ["{screened}"]
+    screening:
+      enabled: true
+      rate_calls: 3
+      rate_window: 3600
+      short_seconds: 1
+      refuse: {{action: reject, code: 486}}
+      presence_seconds: 6
+      block_seconds: 600
+screening:
+  enabled: false   # the scenario tests reuse caller numbers; campaign "screened" turns it on
 inventory: ["{inventory}"]
 pools:
   - name: web
@@ -169,6 +184,15 @@ pools:
     reserved: {{"90": spring-flyer}}
     site_key: {site_key}
     allowed_origins: ["http://127.0.0.1:{admin}", "http://127.0.0.1:{page_origin}"]
+    rate_limit: 100000
+  - name: screen-pool
+    campaign: screened
+    numbers: ["{screen_pool}"]
+    max_size: 1
+    min_lease: 5
+    lease_ttl: 3600
+    cooldown: 0
+    site_key: {site_key}
     rate_limit: 100000
 webhooks:
   - name: crm

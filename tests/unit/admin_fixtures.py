@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ari_app.config import load_settings
+from ari_app.screening.service import ScreeningService
 from ari_app.tracking.service import TrackingService
 
 SITE_KEY = "unit-site-key-0123456789"
@@ -33,6 +34,10 @@ trunks: [{name: carrier, match: [127.0.0.1]}]
 destinations: [{name: desk, host: 127.0.0.1}]
 campaigns: [{name: spring, destination: desk, numbers: ["5550100001"]}]
 """
+
+
+def screening_for_docs() -> ScreeningService:
+    return ScreeningService(tracking_for_docs().settings, None)  # type: ignore[arg-type]
 
 
 def tracking_for_docs() -> TrackingService:

@@ -31,10 +31,11 @@ from ari_app.admin.openapi import document_for  # noqa: E402
 from ari_app.config import load_settings  # noqa: E402
 from storage.async_store import AsyncCallStore  # noqa: E402
 from ari_app.service import catalog_rows  # noqa: E402
+from ari_app.screening.service import ScreeningService  # noqa: E402
 from ari_app.tracking.service import TrackingService  # noqa: E402
 from storage.calls import NewCall  # noqa: E402
 from tests.unit.admin_fixtures import POOLS_YAML  # noqa: E402
-from tests.unit.admin_fixtures import tracking_for_docs  # noqa: E402
+from tests.unit.admin_fixtures import screening_for_docs, tracking_for_docs  # noqa: E402
 
 TOKEN = "schemathesis-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -124,6 +125,8 @@ class LiveServer:
         await seed(self.store)
         self.tracking = TrackingService(settings_, self.store)
         await self.tracking.start()
+        self.screening = ScreeningService(settings_, self.store)
+        await self.screening.start(self.tracking.attribution)
         await self.accounts.ban("192.0.2.7", failures=3, reason="seeded")
 
         async def status() -> dict[str, Any]:
@@ -134,7 +137,8 @@ class LiveServer:
             return "# TYPE ringpool_active_calls gauge\nringpool_active_calls 0\n"
 
         app = build_admin_app(AdminDeps(store=self.store, token=TOKEN, status=status, accounts=self.accounts,
-                                        metrics=metrics, tracking=self.tracking))
+                                        metrics=metrics, tracking=self.tracking,
+                                        screening=self.screening))
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -173,7 +177,7 @@ def served_document() -> dict[str, Any]:
     """What GET /api/v1/openapi.json serves: the app's document with every module's contributed routes. Built
     from an app that is never started (collection needs the operations before any server runs)."""
     return document_for(build_admin_app(AdminDeps(store=None, token=TOKEN, status=_no_status,  # type: ignore[arg-type]
-                                                  tracking=tracking_for_docs())))
+                                                  tracking=tracking_for_docs(), screening=screening_for_docs())))
 
 
 schema = schemathesis.openapi.from_dict(served_document())

@@ -1,6 +1,6 @@
 import asyncio
+import threading
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -25,24 +25,35 @@ def test_no_model_path_means_speech_off_with_one_log_line(caplog, tmp_path):
 
 
 @pytest.mark.parametrize("rate", [16000, 8000])
-async def test_pipeline_transcribes_korean_without_blocking_the_loop(rate, ko_model_path, speech_cache):
+async def test_pipeline_transcribes_korean_without_blocking_the_loop(rate, ko_model_path, speech_cache, monkeypatch):
+    """Recognition must never run on the event loop's thread: every Recognizer call is recorded with its thread
+    (a structural check; a timing threshold would be flaky on a shared machine)."""
+    from detectors.speech import Recognizer
+
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    for name in ("accept", "finish"):
+        original = getattr(Recognizer, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            threads.append(threading.get_ident())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Recognizer, name, spy)
     x = ts.espeak("안녕하세요 가격을 알려주세요", rate, cache_dir=speech_cache)
     x = ts.pcm16(np.concatenate([np.zeros(rate // 4), x, np.zeros(rate // 2)]))
     speech = create_speech(SpeechConfig(ko_model_path, keywords={"any": "*"}), rate)
     p = DetectorPipeline(rate, speech=speech)
     frame = rate // 50
-    worst = 0.0
     ev = []
     for k in range(0, len(x), frame):  # as a UDP receiver would: one 20 ms frame at a time
-        t = time.perf_counter()
         ev += p.feed(x[k:k + frame])
-        worst = max(worst, time.perf_counter() - t)
         await asyncio.sleep(0)
     ev += await p.aclose()
     text = [e for e in ev if e.kind == "transcript"]
     assert text and text[0].details["text"].strip()
     assert [e for e in ev if e.kind == "keyword"]
-    assert worst < 0.05, f"feed blocked for {worst:.3f} s"
+    assert threads and loop_thread not in threads, "speech recognition ran on the event loop's thread"
 
 
 async def test_async_recognizer_runs_in_executor(ko_model_path, speech_cache):

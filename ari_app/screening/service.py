@@ -1,0 +1,110 @@
+"""Screening as a service for the call flow and the admin API; knows nothing of ARI or HTTP.
+
+A call's arrival is one trip to the storage thread: the number's state and the visitor behind it (attribution),
+then the caller's list matches and history (facts). Score 1 is computed back on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ari_app.config import Settings
+from ari_app.screening.model import ScreeningSettings
+from ari_app.screening.score import Verdict, assess
+from ari_app.screening.store import ScreeningStore
+from ari_app.tracking.attribution import Arrival, CallAttribution
+from dialplan.signaling import Signaling
+from ivr.prompts import asterisk_sound, render_wav
+from storage.async_store import AsyncCallStore
+from storage.db import format_time, utcnow
+
+log = logging.getLogger(__name__)
+CHARGE_RE = re.compile(r"(?:sip:|tel:)\+?([0-9]{3,20})")
+CHALLENGE_TEXT = "To reach us, please press {digit}."
+
+
+def charge_number(signaling: Signaling) -> str | None:
+    """The billing number from P-Charge-Info (<sip:+15550008888@carrier>), digits only."""
+    match = CHARGE_RE.search(signaling.p_charge_info or "")
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Screened:
+    arrival: Arrival
+    verdict: Verdict | None  # None: the dialed number is not a tracking number (refused as unallocated)
+    settings: ScreeningSettings
+
+
+class ScreeningService:
+    def __init__(self, settings: Settings, store: AsyncCallStore, attribution: "CallAttribution | None" = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.attribution = attribution
+        self._screens: ScreeningStore | None = None
+        self.prompts: dict[str, str] = {}  # digit -> the rendered "please press <digit>" prompt
+
+    async def start(self, attribution: CallAttribution) -> None:
+        self.attribution = attribution
+        self._screens = ScreeningStore(self.store.db)
+        folder = self.settings.state_dir / "prompts"
+        loop = asyncio.get_running_loop()
+        try:
+            for digit in "123456789":
+                wav = await loop.run_in_executor(None, render_wav, CHALLENGE_TEXT.format(digit=digit), folder)
+                self.prompts[digit] = asterisk_sound(wav)
+        except Exception as exc:  # espeak-ng missing: Asterisk's own words still ask for the digit
+            log.warning("cannot render the challenge prompts (%s); using Asterisk's sounds", exc)
+
+    def challenge_prompt(self, digit: str) -> str:
+        return self.prompts.get(digit) or f"sound:press,sound:digits/{digit}"
+
+    @property
+    def screens(self) -> ScreeningStore:
+        assert self._screens is not None, "ScreeningService.start() first"
+        return self._screens
+
+    def _arrive(self, call_id: str, signaling: Signaling, now: str) -> tuple[Arrival, ScreeningSettings, Any]:
+        """On the storage thread: attribution first (it knows the number's campaign), then the caller's facts."""
+        assert self.attribution is not None
+        arrival = self.attribution.arrive(call_id, signaling.dialed_number, signaling.caller_number, now)
+        campaign_name = arrival.number.campaign if arrival.number else None
+        campaign = self.settings.campaigns.get(campaign_name or "")
+        screening = self.settings.screening_for(campaign)
+        if arrival.number is None or not screening.enabled:
+            return arrival, screening, None
+        caller = signaling.caller_number if signaling.caller_number and signaling.caller_number.isdigit() else None
+        facts = self.screens.facts(call_id, caller, charge=charge_number(signaling), name=signaling.caller_name,
+                                   anonymous=signaling.anonymous, campaign=campaign_name, now=now,
+                                   rate_window=screening.rate_window, short_window=screening.short_window,
+                                   short_seconds=screening.short_seconds, candidate_days=screening.candidate_days)
+        return arrival, screening, facts
+
+    async def arrive(self, call_id: str, signaling: Signaling) -> Screened:
+        now = datetime.now(timezone.utc)
+        arrival, screening, facts = await self.store.run(self._arrive, call_id, signaling, format_time(now))
+        verdict = None
+        if facts is not None and arrival.number is not None:
+            verdict = assess(signaling, facts, screening, number_state=arrival.number.state,
+                             returning=arrival.attribution.method == "caller_history", now=now)
+        elif arrival.number is not None:
+            verdict = Verdict("proceed", 0, "green")
+        return Screened(arrival, verdict, screening)
+
+    async def quarantine(self, signaling: Signaling, state: str, call_id: str) -> None:
+        caller = signaling.caller_number if signaling.caller_number and signaling.caller_number.isdigit() else None
+        await self.store.run(self.screens.quarantine, caller, signaling.dialed_number, state, call_id, utcnow())
+
+    async def block(self, caller: str | None, *, seconds: int, reason: str, source: str,
+                    campaign: str | None = None) -> dict[str, Any] | None:
+        """Block a caller for a time (a failed challenge, a fax dialer), on top of any list an operator keeps."""
+        if not caller or not caller.isdigit():
+            return None
+        until = format_time(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+        return await self.store.run(self.screens.add_rule, "block", "number", caller, campaign=campaign,
+                                    expires_at=until, reason=reason, source=source, now=utcnow())

@@ -1,0 +1,155 @@
+"""Scenario: unwanted-call screening on campaign "screened" (screening is off for the other scenario campaigns).
+
+A blocked caller is refused before answer with the configured SIP code; a burst of calls from one number trips
+the rate rule and meets the challenge; a caller who rang a number not in use is quarantined, then challenged
+once the number is leased, and gets through by speaking and pressing the digit asked for; an operator clears a
+false positive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ari_app.testcall import run_softphone
+from detectors.testsignals import espeak, write_wav
+from tests.integration.conftest import ADMIN_TOKEN, NUMBERS, POOL_SITE_KEY, Stack, utc_now_iso
+
+pytestmark = pytest.mark.integration
+
+
+def softphone(app: Stack, number: str, caller: str, **options: Any) -> dict[str, Any]:
+    return asyncio.run(run_softphone(call=f"sip:{number}@127.0.0.1:{app.sip_port}", caller_id=caller, **options))
+
+
+def fresh_since() -> str:
+    """A `since` after every earlier call (utc_now_iso reaches half a second back)."""
+    time.sleep(0.6)
+    return utc_now_iso()
+
+
+def person_keys(caller: str) -> dict[str, str]:
+    """Realistic signaling for SIPp: the scenario defaults carry fictional 555 numbers, which screening scores."""
+    return {"pai": f'"Pat Jones" <sip:{caller}@carrier.example>', "caller_name": "Pat Jones",
+            "diversion": "<sip:13127834561@carrier.example>;reason=unconditional",
+            "charge": f"<sip:{caller}@carrier.example>"}
+
+
+def add_rule(app: Stack, **rule: Any) -> dict[str, Any]:
+    status, body = app.post("/api/v1/screening/rules", rule, token=ADMIN_TOKEN)
+    assert status == 201, body
+    return body
+
+
+def screening(call: dict[str, Any]) -> dict[str, Any]:
+    value = call["screening"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def factors(call: dict[str, Any]) -> set[str]:
+    return {f["factor"] for f in screening(call)["factors"]}
+
+
+def test_blocked_callers_are_refused_before_answer_with_the_configured_code(app: Stack) -> None:
+    since = utc_now_iso()
+    rule = add_rule(app, kind="number", value="+13126240001", campaign="screened", reason="known robocaller")
+    prefix = add_rule(app, kind="prefix", value="1312624009", reason="a dialer's block")
+    for caller, matched in (("13126240001", rule), ("13126240093", prefix)):
+        result = softphone(app, NUMBERS["screened"], caller, hold=1, timeout=10)
+        assert result["final_status"] == 486 and not result["answered"], result
+        call = app.wait_call(since, caller)
+        assert (call["disposition"], call["answered_at"], call["spam"], call["score1"]) == ("rejected", None, 1, 100)
+        assert screening(call)["rule"]["id"] == matched["id"] and "block rule" in call["decision_reasons"][0]
+    status, listed = app.api(f"/api/v1/screening/rules?kind=prefix&value=1312624009")
+    assert status == 200 and listed["rules"][0]["hits"] == 1
+
+
+def test_a_burst_from_one_number_trips_the_rate_rule_and_meets_the_challenge(app: Stack) -> None:
+    caller = "13126247391"
+    since = utc_now_iso()
+    for hold_ms in (1500, 2600, 3700):  # rate_calls 3: three calls an hour are fine (of different lengths)
+        assert app.sipp(NUMBERS["screened"], caller=caller, hold_ms=hold_ms, keys=person_keys(caller)).returncode == 0
+    deadline = time.monotonic() + 10
+    calls = app.calls_since(since, caller)
+    while time.monotonic() < deadline and not all(c["ended_at"] for c in calls):
+        time.sleep(0.2)
+        calls = app.calls_since(since, caller)
+    assert len(calls) == 3 and all(c["disposition"] == "completed" and c["score1_color"] == "green" for c in calls), [(c["disposition"], c["score1"], c["screening"], c["decision_reasons"]) for c in calls]
+    # the fourth: score 1 is yellow, so it is answered and challenged; a dialer presses nothing and says nothing
+    fourth_since = fresh_since()
+    app.sipp(NUMBERS["screened"], caller=caller, scenario="uac_call_remote_bye.xml", timeout=60,
+             keys=person_keys(caller))
+    call = app.wait_call(fourth_since, caller, timeout=60)
+    assert "rate" in factors(call) and call["score1_color"] == "yellow"
+    challenge = json.loads(call["challenge"]) if isinstance(call["challenge"], str) else call["challenge"]
+    assert challenge == {"passed": False, "digit_ok": False, "presence": False}
+    assert call["spam"] == 1 and call["disposition"] == "rejected" and call["destination_answered_at"] is None
+    assert [e["data"]["expected"] for e in call["events"] if e["kind"] == "challenge_prompt"]  # a digit was asked
+    # failing blocked the caller: the next call is refused before answer
+    fifth_since = fresh_since()
+    result = softphone(app, NUMBERS["screened"], caller, hold=1, timeout=10)
+    assert result["final_status"] == 486 and not result["answered"]
+    fifth = app.wait_call(fifth_since, caller)
+    assert screening(fifth)["rule"]["reason"].startswith("failed the challenge")
+
+    # an operator clears the false positive and allows the number: it gets straight through again
+    status, cleared = app.post("/api/v1/screening/clear", {"number": caller, "allow": True}, token=ADMIN_TOKEN)
+    assert status == 200 and cleared["block_rules_removed"] == 1 and cleared["calls_unmarked"] >= 1
+    sixth_since = fresh_since()
+    assert app.sipp(NUMBERS["screened"], caller=caller, hold_ms=300, keys=person_keys(caller)).returncode == 0
+    sixth = app.wait_call(sixth_since, caller)
+    assert sixth["disposition"] == "completed" and factors(sixth) == {"allow_list"}
+
+
+def speech_wav(path: Path) -> Path:
+    voice = espeak("Hello? Hi, I am calling about the plumbing job you quoted me last week.", 8000, voice="en-us")
+    write_wav(path, np.concatenate([voice, np.zeros(4000), voice]), 8000)
+    return path
+
+
+def test_a_quarantined_caller_is_challenged_later_and_a_person_gets_through(app: Stack, tmp_path: Path) -> None:
+    caller = "13126245810"
+    since = utc_now_iso()
+    # the pool's only number is idle (not in use): the call is not answered, and the caller is remembered
+    result = softphone(app, NUMBERS["screen_pool"], caller, hold=1, timeout=10)
+    assert result["final_status"] == 404 and not result["answered"], result
+    first = app.wait_call(since, caller)
+    assert (first["number_state"], first["disposition"]) == ("idle", "rejected")
+    assert "not in use" in first["decision_reasons"][0]
+
+    # the number goes live for a web visitor; the quarantined caller rings it again: a candidate, challenged
+    status, lease = app.post("/t/v1/sessions", {"pool": "screen-pool", "key": POOL_SITE_KEY,
+                                                "page": "https://www.acme-plumbing.example/"})
+    assert status == 200 and lease["number"] == "+" + NUMBERS["screen_pool"], lease
+    digit_file = tmp_path / "digit"
+    second_since = fresh_since()
+
+    async def person() -> dict[str, Any]:
+        phone = asyncio.create_task(run_softphone(
+            call=f"sip:{NUMBERS['screen_pool']}@127.0.0.1:{app.sip_port}", caller_id=caller,
+            play=str(speech_wav(tmp_path / "speech.wav")), play_loop=True, dtmf_file=str(digit_file), hold=20,
+            timeout=45))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not digit_file.exists():
+            await asyncio.sleep(0.3)
+            calls = await asyncio.to_thread(app.calls_since, second_since, caller)
+            if calls:
+                _, call = await asyncio.to_thread(app.api, f"/api/v1/calls/{calls[0]['id']}")
+                asked = [e["data"]["expected"] for e in call["events"] if e["kind"] == "challenge_prompt"]
+                if asked:
+                    digit_file.write_text(asked[-1])  # the person listens and presses the digit asked for
+        return await phone
+
+    result = asyncio.run(person())
+    assert result["answered"], result
+    call = app.wait_call(second_since, caller, timeout=30)
+    assert call["candidate"] == 1 and "quarantined" in factors(call)
+    challenge = json.loads(call["challenge"]) if isinstance(call["challenge"], str) else call["challenge"]
+    assert challenge == {"passed": True, "digit_ok": True, "presence": True}, call["events"]
+    assert call["spam"] == 0 and call["bridged_at"] and call["disposition"] == "completed"
+    assert call["attribution_method"] == "lease"
