@@ -9,10 +9,11 @@ record and hangs up what the call created.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
@@ -22,6 +23,7 @@ from ari_app.call_detections import CallDetections
 from ari_app.config import Campaign, Destination, Settings
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
+from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
 from detectors.hub import HubRunner
 from detectors.speech import SpeechConfig, create_speech
 from dialplan.decision import Action, Decision, decide
@@ -46,6 +48,7 @@ DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on
 CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
 PRESENCE = frozenset({"speech_start", "speech"})  # what counts as a person (or a room) being there
+AGENT_WARNING = "tone:!1400/150,!0/100,!1400/150,!0/100,!1400/150"  # beeps to the agent before a dialer is dropped
 SIT_TONES = "tone:!950/330,!1400/330,!1800/330,0/1000"  # the not-in-service intercept tones, then the message
 WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condition (e.g. after a detection)
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
@@ -100,7 +103,12 @@ class InboundCall:
         self.detection_path: str | None = None
         self.detections = CallDetections(ctx.store, call_id, wake=lambda: self.queue.put_nowait(WAKE))
         self.digits: list[str] = []  # the caller's DTMF, in order, for prompts that gather digits
+        self.arrived_mono = time.monotonic()
+        self.answered_mono: float | None = None
+        self.challenge_failed = False
+        self.spam_reason: str | None = None  # the first reason this call was found to be spam
         self.arrival: "Arrival | None" = None
+        self.signaling: Signaling | None = None
         self.verdict: "Verdict | None" = None
         self.screen_settings: "ScreeningSettings | None" = None
         self.extension_used: tuple[str, str] | None = None  # (pool, extension) to release when the call ends
@@ -197,13 +205,14 @@ class InboundCall:
     async def _answered(self) -> None:
         """Everything that starts when the caller is answered: listening, the no-speech timer."""
         detection = self.campaign.detection if self.campaign else None
-        if detection is None or not detection.listen:
+        screened = self.screen_settings is not None and self.screen_settings.enabled  # score 2 needs the media
+        if not screened and (detection is None or not detection.listen):
             return
         await self._start_listening()
         if self.detection_path is None:
             self.detection_path = "after_answer"
             self._write(call={"detection_path": self.detection_path})
-        if detection.expect_speech and self.tap is not None:
+        if detection is not None and detection.expect_speech and self.tap is not None:
             self.tap.expect_speech(detection.expect_speech)
 
     def _write(self, *, call: dict[str, Any] | None = None, new_legs: list[NewLeg] = (),
@@ -278,7 +287,7 @@ class InboundCall:
         """Handle a new call start to end; the record is finalised on every path."""
 
         async def flow() -> tuple[str, int | None, str | None]:
-            signaling = signaling_from_channel(self.channel)
+            signaling = self.signaling = signaling_from_channel(self.channel)
             # The one write the call waits for: the record exists before anything is done to the call.
             await self.ctx.store.call("create_call", _new_call(self.id, signaling, self.start_event))
             if self.ctx.screening is not None:
@@ -411,13 +420,15 @@ class InboundCall:
         if decision.verdict is not None:
             fields |= decision.verdict.record()
             if decision.action is Action.REJECT and decision.verdict.action == "refuse":
-                fields |= {"spam": 1, "spam_reason": decision.reasons[0]}
+                self.spam_reason = decision.reasons[0]
+                fields |= {"spam": 1, "spam_reason": self.spam_reason}
         self._write(call=fields, events=[("decision", {"action": decision.action.value,
                                                        "reasons": list(decision.reasons),
                                                        "campaign": route.campaign.name if route else None})])
 
     def _mark_answered(self) -> None:
         self.answered = True
+        self.answered_mono = time.monotonic()
         now = utcnow()
         self._write(call={"answered_at": now}, legs={self.inbound: {"answered_at": now}}, events=[("answered", None)])
 
@@ -486,8 +497,9 @@ class InboundCall:
         self._write(call={"challenge": result}, events=[("challenge_result", result)])
         if passed and present:
             return True
+        self.challenge_failed = True
         reason = "failed the challenge: " + ("no voice or sound heard" if passed else "wrong or no digit")
-        self._write(call={"spam": 1, "spam_reason": reason})
+        self._mark_spam(reason)
         await self.ctx.screening.block(signaling.caller_number, seconds=settings.block_seconds, reason=reason,
                                        source="challenge", campaign=None)
         return False
@@ -620,7 +632,20 @@ class InboundCall:
     async def supervise_bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
         """Wait until either side hangs up, then end the other: also used for calls adopted after a restart."""
         legs = (self.inbound, out_id)
-        first = await self._wait(lambda: self.view.first_remote_end(legs), None)
+        screened = self.screen_settings is not None and self.screen_settings.enabled
+        bridged = time.monotonic()
+
+        def ended_or_dialer() -> tuple[str, Any] | None:
+            if (end := self.view.first_remote_end(legs)) is not None:
+                return "end", end
+            if screened and (tone := dialer_tone(self.detections.items)) is not None \
+                    and not keep_despite_tone(self.detections.items, time.monotonic() - bridged):
+                return "dialer", tone
+            return None
+
+        what, first = await self._wait(ended_or_dialer, None) or ("end", None)
+        if what == "dialer":
+            return await self._drop_dialer(out_id, first)
         side = "caller" if first == self.inbound else "destination"
         other = out_id if first == self.inbound else self.inbound
         self._event("hangup", side=side, channel=first)
@@ -629,6 +654,44 @@ class InboundCall:
         except AriError as exc:  # e.g. Asterisk itself is going away; cleanup retries
             log.warning("call %s: hangup of %s failed: %s", self.id, other, exc)
         return "completed", None, side
+
+    async def _drop_dialer(self, out_id: str, tone: Detection) -> tuple[str, int | None, str | None]:
+        """A fax or modem on a bridged call (seed 001, C21): tell the agent with beeps, drop both legs, block."""
+        assert self.screen_settings is not None
+        reason = f"{tone.kind.replace('_', ' ')} from the caller on a bridged call"
+        self._event("dialer_dropped", tone=tone.kind)
+        self._mark_spam(reason)
+        with contextlib.suppress(AriError):
+            await self.ctx.rest.play(out_id, AGENT_WARNING, playback_id=f"{self.id}-agent-warning")
+            await asyncio.sleep(1.2)  # the beeps, before the line goes
+        for channel in (self.inbound, out_id):
+            with contextlib.suppress(AriError):
+                await self._hangup(channel)
+        if self.ctx.screening is not None and self.signaling is not None:
+            await self.ctx.screening.block(self.signaling.caller_number, seconds=self.screen_settings.block_seconds,
+                                           reason=reason, source="detector")
+        return "completed", CAUSE_NORMAL, "ringpool"
+
+    def _score2(self, side: str | None) -> None:
+        """Score 2 from what happened on the answered call; spam when it reaches the campaign's spam_at."""
+        settings = self.screen_settings
+        if settings is None or not settings.enabled or not self.answered or self.verdict is None:
+            return
+        now = time.monotonic()
+        result = score2(self.detections.items, settings, answered=True, total_seconds=now - self.arrived_mono,
+                        hangup_side=side, seconds_after_answer=now - self.answered_mono if self.answered_mono else None,
+                        challenge_failed=self.challenge_failed)
+        record = self.verdict.record()["screening"] | {"score2_factors": [asdict(f) for f in result.factors]}
+        fields: dict[str, Any] = {"score2": result.score, "screening": record}
+        self._write(call=fields)
+        if result.spam(settings):
+            self._mark_spam("score 2: " + ", ".join(f.factor for f in result.factors))
+
+    def _mark_spam(self, reason: str) -> None:
+        """Spam once, with the first reason found: no publisher credit, no advertiser charge."""
+        if self.spam_reason is None:
+            self.spam_reason = reason
+            self._write(call={"spam": 1, "spam_reason": reason})
 
     def channels(self) -> list[str]:
         """Every channel this call owns."""
@@ -649,6 +712,7 @@ class InboundCall:
         cause_text = ended_first.cause_text if ended_first else None
         if cause is None and ended_first is not None:
             cause = ended_first.cause
+        self._score2(side)
         # Awaited: it runs after every queued write of this call, so the record is complete when it returns.
         await self.ctx.store.call("finish_call", self.id, disposition=disposition, hangup_cause=cause,
                                   hangup_cause_text=cause_text, hangup_side=side, legs=legs)

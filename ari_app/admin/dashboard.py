@@ -133,7 +133,7 @@ def add_routes(app: web.Application, deps: "AdminDeps") -> None:
 
     async def live_ticket(_request: web.Request) -> web.Response:
         if deps.live is None:
-            return _error(503, "the live feed is not available in this process")
+            return _error(404, "the live feed is not enabled in this process")
         return web.json_response({"ticket": tickets.issue(), "expires_in": int(tickets.ttl)}, status=201,
                                  headers={"Cache-Control": "no-store"})
 
@@ -148,7 +148,7 @@ def add_routes(app: web.Application, deps: "AdminDeps") -> None:
     async def live(request: web.Request) -> web.StreamResponse:
         feed = deps.live
         if feed is None:
-            return _error(503, "the live feed is not available in this process")
+            return _error(404, "the live feed is not enabled in this process")
         if not authorised(request):
             return _error(401, "missing or invalid ticket (POST /api/v1/live/ticket) or bearer token",
                           **{"WWW-Authenticate": 'Bearer realm="ringpool"'})
@@ -288,7 +288,7 @@ PATHS: dict[str, Any] = {
         "operationId": "liveTicket", "tags": ["dashboard"],
         "summary": "A single-use ticket for GET /api/v1/live, valid 60 s (EventSource cannot send a token)",
         "responses": {"201": _json({"$ref": "#/components/schemas/LiveTicket"}, "the ticket"), **_AUTH,
-                      "503": _err("the live feed is not available in this process")}}},
+                      "404": _err("the live feed is not enabled in this process")}}},
     "/api/v1/live": {"get": {
         "operationId": "liveEvents", "tags": ["dashboard"],
         "summary": "Call milestones as server-sent events, as they happen",
@@ -303,5 +303,6 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "an endless text/event-stream",
                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                       **_BAD, "401": _err("missing or invalid ticket or bearer token"),
-                      "503": _err("the live feed is not available, or too many streams are open (Retry-After)")}}},
+                      "404": _err("the live feed is not enabled in this process"),
+                      "503": _err("too many streams are open (see Retry-After)")}}},
 }

@@ -153,3 +153,27 @@ def test_a_quarantined_caller_is_challenged_later_and_a_person_gets_through(app:
     assert challenge == {"passed": True, "digit_ok": True, "presence": True}, call["events"]
     assert call["spam"] == 0 and call["bridged_at"] and call["disposition"] == "completed"
     assert call["attribution_method"] == "lease"
+
+
+@pytest.mark.parametrize("machine", ["fax", "modem"])
+def test_fax_machines_and_modem_dialers_are_detected_and_dropped(app: Stack, tmp_path: Path, machine: str) -> None:
+    """A machine gets through the pre-answer checks (it has a clean number), is bridged, and sends its tones: both
+    legs are dropped (the agent hears beeps first), the call is spam and the number is blocked."""
+    from detectors import testsignals as ts
+
+    caller = {"fax": "13126246602", "modem": "13126246703"}[machine]
+    signal = (np.concatenate([ts.cng(8000, cycles=3), ts.v21_flags(8000, dur=1.5)]) if machine == "fax"
+              else ts.answer_tone(8000, dur=3.3, am=True))  # ANSam: a data modem, not a fax
+    wav = tmp_path / f"{machine}.wav"
+    write_wav(wav, np.concatenate([ts.silence(0.5, 8000), signal]), 8000)
+    since = fresh_since()
+    result = softphone(app, NUMBERS["screened"], caller, play=str(wav), play_loop=True, hold=25, timeout=40)
+    assert result["answered"] and result["hangup_by"] == "remote", result  # Ringpool hung up, not the machine
+    call = app.wait_call(since, caller, timeout=30)
+    assert call["bridged_at"] and call["spam"] == 1 and "bridged call" in call["spam_reason"], call["events"]
+    assert any(e["kind"] == "dialer_dropped" for e in call["events"])
+    assert result["connect_duration"] < 15  # dropped as soon as the tone was heard, well before the 25 s hold
+    flags = ("fax_detected" if machine == "fax" else "modem_detected")
+    assert call[flags] == 1
+    status, rules = app.api(f"/api/v1/screening/rules?kind=number&value={caller}")
+    assert rules["rules"] and rules["rules"][0]["source"] == "detector"

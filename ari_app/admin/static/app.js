@@ -383,9 +383,14 @@
   }
 
   var statsTimer = null;
-  function refreshStatsSoon() {
-    clearTimeout(statsTimer);
-    statsTimer = setTimeout(function () { loadStats(); loadHourly(); loadPools(); }, 1000);
+  function refreshStatsSoon() {  // at most one reload per 300 ms however many events arrive
+    if (statsTimer) return;
+    statsTimer = setTimeout(function () {
+      statsTimer = null;
+      loadStats();
+      loadHourly();
+      loadPools();
+    }, 300);
   }
 
   function localMidnight() {
@@ -399,6 +404,7 @@
       var s = await api('/api/v1/stats/today?since=' + encodeURIComponent(localMidnight()));
       $('stat-calls').textContent = String(s.calls);
       var done = Object.keys(s.by_disposition).map(function (k) { return s.by_disposition[k] + ' ' + k; });
+      if (s.active) done.push(s.active + ' in progress');
       $('stat-calls-sub').textContent = done.length ? done.join(' · ') : 'none yet';
       $('stat-answered').textContent = String(s.answered);
       $('stat-answered-sub').textContent = s.calls ? Math.round(100 * s.answered / s.calls) + '% reached the business' : '';
@@ -451,7 +457,7 @@
     calls.forEach(function (c) {
       body.appendChild(h('tr', {dataset: {callId: c.id, disposition: c.disposition || '', state: c.state || ''},
                                 class: c.ended_at ? '' : 'is-live'},
-        h('td', null, callLink(c, formatTime(c.arrived_at))),
+        h('td', {class: 'nowrap'}, callLink(c, formatTime(c.arrived_at))),
         h('td', {class: 'nowrap'}, formatNumber(c.caller_number),
           c.caller_name ? h('span', {class: 'sub-line'}, c.caller_name) : null),
         h('td', {class: 'nowrap'}, formatNumber(c.dialed_number)),
@@ -740,17 +746,16 @@
       }))) : h('p', {class: 'empty'}, 'No detections on this call.');
 
     fill($('call-body'),
-      h('section', {class: 'panel', 'aria-labelledby': 'call-summary-title'},
-        h('h2', {id: 'call-summary-title'}, 'Summary'), summary),
       h('div', {class: 'grid grid-call'},
+        h('section', {class: 'panel', 'aria-labelledby': 'call-summary-title'},
+          h('h2', {id: 'call-summary-title'}, 'Summary'), summary),
         h('section', {class: 'panel', 'aria-labelledby': 'call-timeline-title'},
           h('h2', {id: 'call-timeline-title'}, 'Timeline'),
-          events.length ? timeline : h('p', {class: 'empty'}, 'No events.')),
-        h('div', null,
-          h('section', {class: 'panel', 'aria-labelledby': 'call-legs-title'},
-            h('h2', {id: 'call-legs-title'}, 'Legs'), h('div', {class: 'table-wrap'}, legsTable)),
-          h('section', {class: 'panel', 'aria-labelledby': 'call-detections-title'},
-            h('h2', {id: 'call-detections-title'}, 'Detections'), h('div', {class: 'table-wrap'}, detectionsBlock)))));
+          events.length ? timeline : h('p', {class: 'empty'}, 'No events.'))),
+      h('section', {class: 'panel', 'aria-labelledby': 'call-legs-title'},
+        h('h2', {id: 'call-legs-title'}, 'Legs'), h('div', {class: 'table-wrap'}, legsTable)),
+      h('section', {class: 'panel', 'aria-labelledby': 'call-detections-title'},
+        h('h2', {id: 'call-detections-title'}, 'Detections'), h('div', {class: 'table-wrap'}, detectionsBlock)));
   }
 
   // --- routing ------------------------------------------------------------------------------------------
