@@ -49,6 +49,7 @@ CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
 PRESENCE = frozenset({"speech_start", "speech"})  # what counts as a person (or a room) being there
 AGENT_WARNING = "tone:!1400/150,!0/100,!1400/150,!0/100,!1400/150"  # beeps to the agent before a dialer is dropped
+ANSWER_TONE = "tone:!2100/3300"  # a modem's answer tone: dialers hear a machine, and go
 SIT_TONES = "tone:!950/330,!1400/330,!1800/330,0/1000"  # the not-in-service intercept tones, then the message
 WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condition (e.g. after a detection)
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
@@ -362,9 +363,15 @@ class InboundCall:
     async def _act(self, decision: Decision, signaling: Signaling) -> tuple[str, int | None, str | None]:
         if decision.action is Action.REJECT:
             cause = decision.hangup_cause or CAUSE_NORMAL
-            await self._refuse(decision.refusal, cause)
-            self._set_state(CallState.REJECTED)
-            return "rejected", cause, "ringpool"
+            refusal = decision.refusal
+            if refusal is None or refusal.action != "voice_check" or decision.route is None:
+                await self._refuse(refusal, cause)
+                self._set_state(CallState.REJECTED)
+                return "rejected", cause, "ringpool"
+            if not await self._voice_through(refusal):
+                await self._hangup(self.inbound)
+                self._set_state(CallState.REJECTED)
+                return "rejected", CAUSE_NORMAL, "ringpool"
         route = decision.route
         assert route is not None
         campaign = self.campaign = route.campaign
@@ -373,10 +380,11 @@ class InboundCall:
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
         asks_extension = route.tracking_number.role == "extension" and self.ctx.tracking is not None
-        if campaign.greeting or asks_extension or decision.challenge:
-            await self._first_command(self.ctx.rest.answer(self.inbound))
-            self._mark_answered()
-            await self._answered()
+        if campaign.greeting or asks_extension or decision.challenge or self.answered:
+            if not self.answered:
+                await self._first_command(self.ctx.rest.answer(self.inbound))
+                self._mark_answered()
+                await self._answered()
             if decision.challenge and not await self._challenge(signaling):
                 await self._hangup(self.inbound)
                 return "rejected", CAUSE_NORMAL, "ringpool"
@@ -413,8 +421,10 @@ class InboundCall:
     def _record_decision(self, decision: Decision) -> None:
         route = decision.route
         fields: dict[str, Any] = {"decision": decision.action.value, "decision_reasons": list(decision.reasons)}
-        if route:
+        if route and decision.action is Action.PROCEED:
             fields |= {"campaign": route.campaign.name, "destination": route.destinations[0].name}
+        elif route:
+            fields["campaign"] = route.campaign.name
         elif self.arrival is not None and self.arrival.number is not None:
             fields["campaign"] = self.arrival.number.campaign  # refused calls count against their campaign
         if decision.verdict is not None:
@@ -452,13 +462,47 @@ class InboundCall:
             await self._first_command(self.ctx.rest.ring(self.inbound))
             self._event("refusal", action="ring", seconds=refusal.seconds)
             await self._wait(lambda: True if self._caller_gone() else None, refusal.seconds)
-        else:
+        elif refusal.action == "announce":
             await self._first_command(self.ctx.rest.progress(self.inbound))
             self._event("refusal", action="announce")
             await self._play_early(f"{SIT_TONES},sound:ss-noservice", refusal.seconds)
+        else:  # a deterrent that answers (so it costs the caller): a modem answer tone, or a delayed answer
+            if refusal.action == "delay":
+                await self._first_command(self.ctx.rest.ring(self.inbound))
+                await self._wait(lambda: True if self._caller_gone() else None, refusal.seconds)
+                if self._caller_gone():
+                    raise CallerGone()
+            await self._first_command(self.ctx.rest.answer(self.inbound))
+            self._mark_answered()
+            self._event("refusal", action=refusal.action)
+            await self._play_early(ANSWER_TONE if refusal.action == "answer_tone" else "sound:ss-noservice", 10.0)
         if self._caller_gone():
             raise CallerGone()
         await self._hangup(self.inbound, cause)
+
+    async def _voice_through(self, refusal: "Refusal") -> bool:
+        """A refused caller may be a person after all (seed 001, C2 false positives): answer, listen, and if a
+        voice is heard, offer "press 1 to reach us". Only with the voice_check refusal, which answers."""
+        assert self.ctx.screening is not None
+        await self._first_command(self.ctx.rest.answer(self.inbound))
+        self._mark_answered()
+        self._set_state(CallState.CHALLENGE)
+        await self._start_listening()
+        started = len(self.detections.items)
+        heard = await self._wait(lambda: True if self._caller_gone() or any(
+            d.leg == "caller" and d.kind in PRESENCE for d in self.detections.items[started:]) else None,
+            refusal.seconds)
+        if self._caller_gone():
+            raise CallerGone()
+        if heard:
+            self._event("voice_heard", offer="press 1")
+        entered = await self._gather_digits(self.ctx.screening.way_through_prompt, max_digits=1) if heard else ""
+        through = entered == "1"
+        self._event("voice_check", heard=bool(heard), entered=entered or None, through=through)
+        if through:
+            self._write(call={"spam": 0, "spam_reason": None})
+            self.spam_reason = None
+        return through
 
     async def _play_early(self, media: str, limit: float) -> None:
         playback_id = f"{self.id}-early-{int(time.monotonic() * 1000)}"

@@ -68,15 +68,16 @@ def decide(signaling: Signaling, settings: Settings, known: NumberInfo | None = 
         return Decision(Action.REJECT, ("dialed number is not a tracking number",),
                         hangup_cause=CAUSE_UNALLOCATED)
     campaign = settings.campaigns[number.campaign]
-    if verdict is not None and verdict.action == "refuse" and verdict.refusal:
-        why = verdict.factors[0].detail if verdict.rule else f"spam score {verdict.score} ({verdict.color})"
-        return Decision(Action.REJECT, (f"screening: {why}",), hangup_cause=verdict.refusal.cause,
-                        refusal=verdict.refusal, verdict=verdict)
     destinations = [settings.destinations[campaign.destination]]
     if campaign.fallback.destination and campaign.fallback.destination != campaign.destination:
         destinations.append(settings.destinations[campaign.fallback.destination])
     route = Route(tracking_number=number, campaign=campaign, destinations=tuple(destinations),
                   fallback_message=campaign.fallback.message)
+    if verdict is not None and verdict.action == "refuse" and verdict.refusal:
+        why = verdict.factors[0].detail if verdict.rule else f"spam score {verdict.score} ({verdict.color})"
+        # the route stays on the decision: a voice_check refusal lets a person through to it
+        return Decision(Action.REJECT, (f"screening: {why}",), route=route, hangup_cause=verdict.refusal.cause,
+                        refusal=verdict.refusal, verdict=verdict)
     where = f" (pool {number.pool}, {known.state if known else number.role})" if number.pool else ""
     reasons = [f"tracking number of campaign {campaign.name}{where}"]
     if verdict is not None and verdict.action == "extra":

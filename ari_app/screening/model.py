@@ -19,14 +19,17 @@ if TYPE_CHECKING:
 # SIP response -> the Q.850 cause Asterisk's chan_pjsip turns into it for an unanswered inbound call.
 SIP_TO_CAUSE = {404: 1, 403: 21, 480: 19, 486: 17, 503: 34, 603: 16}
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+REFUSALS = ("reject", "ring", "announce", "answer_tone", "delay", "voice_check")
 NOT_IN_USE = ("inventory", "idle", "cooldown", "retired")
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """How an unwanted call is refused; all three leave it unanswered, so the caller is never charged."""
+    """How an unwanted call is refused. reject, ring and announce leave it unanswered, so the caller is never
+    charged; the deterrents answer: answer_tone (a 2100 Hz modem answer tone), delay (ring ``seconds``, then
+    answer with the not-in-service message) and voice_check (answer, and let a person who speaks press 1)."""
 
-    action: Literal["reject", "ring", "announce"] = "reject"
+    action: Literal["reject", "ring", "announce", "answer_tone", "delay", "voice_check"] = "reject"
     code: int = 404  # reject: the SIP response
     seconds: int = 30  # ring: how long the caller hears ringing before Ringpool gives up; announce: the limit
 
@@ -77,8 +80,8 @@ class ScreeningSettings:
 
 def _refusal(s: "_Section", base: Refusal) -> Refusal:
     action = s.string("action", base.action)
-    if action not in ("reject", "ring", "announce"):
-        raise s.error("action", f"{action!r}: expected reject, ring or announce")
+    if action not in REFUSALS:
+        raise s.error("action", f"{action!r}: expected one of {', '.join(REFUSALS)}")
     code = s.integer("code", base.code, low=400, high=699)
     if code not in SIP_TO_CAUSE:
         raise s.error("code", f"{code}: expected one of {', '.join(map(str, sorted(SIP_TO_CAUSE)))}")

@@ -26,6 +26,7 @@ from storage.db import format_time, utcnow
 log = logging.getLogger(__name__)
 CHARGE_RE = re.compile(r"(?:sip:|tel:)\+?([0-9]{3,20})")
 CHALLENGE_TEXT = "To reach us, please press {digit}."
+WAY_THROUGH_TEXT = "If you are a person, press 1 to reach us."
 
 
 def charge_number(signaling: Signaling) -> str | None:
@@ -48,6 +49,7 @@ class ScreeningService:
         self.attribution = attribution
         self._screens: ScreeningStore | None = None
         self.prompts: dict[str, str] = {}  # digit -> the rendered "please press <digit>" prompt
+        self.way_through_prompt = "sound:press,sound:digits/1"
 
     async def start(self, attribution: CallAttribution) -> None:
         self.attribution = attribution
@@ -58,6 +60,8 @@ class ScreeningService:
             for digit in "123456789":
                 wav = await loop.run_in_executor(None, render_wav, CHALLENGE_TEXT.format(digit=digit), folder)
                 self.prompts[digit] = asterisk_sound(wav)
+            self.way_through_prompt = asterisk_sound(
+                await loop.run_in_executor(None, render_wav, WAY_THROUGH_TEXT, folder))
         except Exception as exc:  # espeak-ng missing: Asterisk's own words still ask for the digit
             log.warning("cannot render the challenge prompts (%s); using Asterisk's sounds", exc)
 

@@ -52,6 +52,7 @@ NUMBERS = {
     "ext_site": "15550002050",  # extension site "ext" (campaign "web")
     "screened": "15550003001",  # campaign "screened": screening on (it is off for the other campaigns)
     "screen_pool": "15550003002",  # pool "screen-pool" of campaign "screened": one number, idle until leased
+    "voice_check": "15550003003",  # campaign "screened-vc": refused callers who speak may press 1 to get through
 }
 POOL_SITE_KEY = "integration-site-key-0123456789"
 WEBHOOK_SECRET = "integration-webhook-secret-0123456789"
@@ -161,6 +162,10 @@ campaigns:
       refuse: {{action: reject, code: 486}}
       presence_seconds: 6
       block_seconds: 600
+  - name: screened-vc
+    destination: desk
+    numbers: ["{voice_check}"]
+    screening: {{enabled: true, refuse: {{action: voice_check, seconds: 8}}}}
 screening:
   enabled: false   # the scenario tests reuse caller numbers; campaign "screened" turns it on
 inventory: ["{inventory}"]

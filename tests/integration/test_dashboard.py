@@ -10,17 +10,25 @@ import asyncio
 import json
 import time
 import urllib.request
+from typing import AsyncIterator
 
 import pytest
 
 from tests.browser.chromium import Chromium, Page
-from tests.browser.conftest import ARTIFACTS, browser, chromium_binary  # noqa: F401 (fixtures)
+from tests.browser.conftest import ARTIFACTS, chromium_binary  # noqa: F401 (fixture)
 from tests.integration.conftest import ADMIN_TOKEN, NUMBERS, Stack, utc_now_iso
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 READY = "document.documentElement.dataset.ready === 'true'"
 LIVE = "document.getElementById('live-indicator').dataset.state === 'live'"
+
+
+@pytest.fixture
+async def browser(chromium_binary: str) -> AsyncIterator[Chromium]:  # noqa: F811
+    # without scrollbars, full-page screenshots are laid out and clipped at the same width
+    async with Chromium(binary=chromium_binary, args=("--hide-scrollbars",)) as chromium:
+        yield chromium
 
 
 def unique_caller(prefix: str) -> str:
@@ -90,6 +98,12 @@ async def test_a_call_appears_live_then_its_page_shows_the_timeline(app: Stack, 
         text = await page.evaluate(f"{live_item(caller)}.textContent")
         assert "(555) 000-1002" in text and "plain" in text and "talking" in text, text
         assert await page.evaluate(f"{recent_row(call_id)}.classList.contains('is-live')")
+        # the figures follow the events: today's count, the active count and the current hour's bar
+        await page.wait_for(f"Number(document.getElementById('stat-calls').textContent) >= {calls_before + 1} && "
+                            "Number(document.getElementById('stat-active').textContent) >= 1 && "
+                            "document.querySelector('#hourly-chart g.bar:last-of-type rect[data-campaign=\"plain\"]')"
+                            " !== null", timeout=5)
+        assert sipp.poll() is None
         await page.screenshot(ARTIFACTS / "dashboard.png")
     finally:
         returncode = await asyncio.to_thread(sipp.wait, 40)

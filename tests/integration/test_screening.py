@@ -177,3 +177,37 @@ def test_fax_machines_and_modem_dialers_are_detected_and_dropped(app: Stack, tmp
     assert call[flags] == 1
     status, rules = app.api(f"/api/v1/screening/rules?kind=number&value={caller}")
     assert rules["rules"] and rules["rules"][0]["source"] == "detector"
+
+
+def test_a_blocked_caller_who_speaks_can_press_1_to_get_through(app: Stack, tmp_path: Path) -> None:
+    person, robot = "13126248120", "13126248231"
+    for caller in (person, robot):
+        add_rule(app, kind="number", value=caller, campaign="screened-vc", reason="reported as spam")
+    digit_file = tmp_path / "digit"
+    since = fresh_since()
+
+    async def call_as_person() -> dict[str, Any]:
+        phone = asyncio.create_task(run_softphone(
+            call=f"sip:{NUMBERS['voice_check']}@127.0.0.1:{app.sip_port}", caller_id=person,
+            play=str(speech_wav(tmp_path / "speech.wav")), play_loop=True, dtmf_file=str(digit_file), hold=12,
+            timeout=40))
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline and not digit_file.exists():
+            await asyncio.sleep(0.3)
+            calls = await asyncio.to_thread(app.calls_since, since, person)
+            if calls:
+                _, call = await asyncio.to_thread(app.api, f"/api/v1/calls/{calls[0]['id']}")
+                if any(e["kind"] == "voice_heard" for e in call["events"]):
+                    digit_file.write_text("1")
+        return await phone
+
+    assert asyncio.run(call_as_person())["answered"]
+    through = app.wait_call(since, person, timeout=30)
+    assert through["bridged_at"] and through["disposition"] == "completed" and through["spam"] == 0
+    assert [e["data"]["through"] for e in through["events"] if e["kind"] == "voice_check"] == [True]
+    # a silent dialer on the same list hears nothing and is hung up without reaching anyone
+    since = fresh_since()
+    app.sipp(NUMBERS["voice_check"], caller=robot, scenario="uac_call_remote_bye.xml", timeout=40,
+             keys=person_keys(robot))
+    dropped = app.wait_call(since, robot, timeout=30)
+    assert dropped["disposition"] == "rejected" and dropped["destination_answered_at"] is None and dropped["spam"] == 1
