@@ -123,6 +123,7 @@ class RingpoolService:
         if self.client:
             await self.client.close()
         await self.tracking.stop()
+        await self.screening.stop()
         await self.outbox.stop()
         await self.store.close()
 

@@ -547,9 +547,14 @@ def _name(frame: str) -> str:
     return frame.replace(str(REPO) + "/", "")
 
 
+WAITING = "waiting (epoll, executor queue) or taking the GIL back"
+
+
 def classify_main(frames: list[str]) -> str:
     """Where an event-loop-thread sample's time goes, from its innermost frames (first match wins)."""
     leaf = frames[-1]
+    if leaf.startswith("EpollSelector.select ("):
+        return WAITING
     if "json/" in leaf:
         return "JSON encode/decode (stdlib json: request body, answer)"
     if any(f.startswith(VALIDATION) for f in frames):
@@ -566,7 +571,7 @@ def classify_main(frames: list[str]) -> str:
     if any(part in leaf for part in ("aiohttp/", "multidict/", "yarl/", "http/cookies", "email/")):
         return "aiohttp (HTTP parsing, routing, request/response objects, writing)"
     if any(part in leaf for part in ("asyncio/", "selectors.py", "socket.py", "_weakrefset.py")):
-        return "asyncio loop and sockets (epoll, socket send/recv, re-taking the GIL after a wait)"
+        return "asyncio loop and sockets (socket send/recv, scheduling)"
     return "other: " + _name(leaf)
 
 
@@ -575,17 +580,21 @@ def classify_storage(frames: list[str]) -> tuple[str, str]:
     for frame in reversed(frames):
         if frame.startswith("TrackingStore."):
             return re.sub(r" \(.*", "", frame), frame
+    if frames[-1].startswith("_worker (concurrent/futures/thread.py"):
+        return WAITING, _name(frames[-1])
     if any(f.startswith(HANDOFF) for f in frames[-3:]):
         return "executor hand-off (future result, loop wake-up)", _name(frames[-1])
     return "other", _name(frames[-1])
 
 
 def summarise_pyspy(path: Path, top: int = 10) -> list[str]:
-    """Collapsed stacks (py-spy --format raw --threads) -> shares per thread and category."""
+    """Collapsed stacks (py-spy --format raw --threads) -> shares per thread and category. py-spy leaves out
+    samples of a thread it sees idle, but a thread that has just woken up (epoll, the executor's queue) and
+    waits for the GIL still counts: those samples are shown apart, and the shares are of the rest (the work)."""
     main: Counter = Counter()
     storage_funcs: Counter = Counter()
     storage_lines: Counter = Counter()
-    total = 0
+    waiting: Counter = Counter()
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -594,25 +603,35 @@ def summarise_pyspy(path: Path, top: int = 10) -> list[str]:
         frames = [f for f in stack.split(";") if not f.startswith(("thread (", "process "))]
         if not frames:
             continue
-        total += count
         if any(f.startswith("_worker (concurrent/futures/thread.py") for f in frames):
             func, where = classify_storage(frames)
+            if func == WAITING:
+                waiting["storage"] += count
+                continue
             storage_funcs[func] += count
             storage_lines[where] += count
         else:
-            main[classify_main(frames)] += count
-    if not total:
+            category = classify_main(frames)
+            if category == WAITING:
+                waiting["loop"] += count
+                continue
+            main[category] += count
+    work = sum(main.values()) + sum(storage_funcs.values())
+    if not work:
         return ["  py-spy recorded no samples"]
-    loop_share, db_share = sum(main.values()) / total, sum(storage_funcs.values()) / total
-    out = [f"  {total} samples of the server's threads while not idle: event loop thread {loop_share:.0%}, "
-           f"storage (SQLite) thread {db_share:.0%}"]
-    out.append("  event loop thread, by what the innermost frames are doing (% of all samples):")
-    out += [f"    {100 * n / total:5.1f} %  {name}" for name, n in main.most_common(top)]
-    out.append("  storage thread, by tracking store function (% of all samples; SQL time is in the function "
-               "that runs it):")
-    out += [f"    {100 * n / total:5.1f} %  {name}" for name, n in storage_funcs.most_common(top)]
+    out = [f"  {work} samples of work: event loop thread {sum(main.values()) / work:.0%}, storage (SQLite) thread "
+           f"{sum(storage_funcs.values()) / work:.0%} (set apart: {waiting['loop']} loop and {waiting['storage']} "
+           f"storage samples {WAITING})"]
+
+    def line(n: int, name: str) -> str:
+        return f"    {100 * n / work:5.1f} %  {name}"
+
+    out.append("  event loop thread, by what the innermost frames are doing (% of the work):")
+    out += [line(n, name) for name, n in main.most_common(top)]
+    out.append("  storage thread, by tracking store function (SQL time is in the function that runs it):")
+    out += [line(n, name) for name, n in storage_funcs.most_common(top)]
     out.append("  storage thread, hottest lines (store.py line numbers as they were when profiled):")
-    out += [f"    {100 * n / total:5.1f} %  {name}" for name, n in storage_lines.most_common(top)]
+    out += [line(n, name) for name, n in storage_lines.most_common(top)]
     return out
 
 
@@ -666,7 +685,8 @@ async def profile(server: Server, base: str, new_visitor: Callable[[], tuple[Any
             os.kill(server.pid, signal.SIGUSR2)
             await server.wait_line(b"PROFILED", 30)
             out += summarise_cprofile(cprofile)
-        out.append(f"  (under the profiler: {row.rps:.0f} requests/s)")
+        out.append(f"  (under the profiler: {row.rps:.0f} requests/s, server CPU "
+                   f"{1e6 * row.server_cpu / row.requests if row.requests else 0:.0f} us per request)")
     return out
 
 
@@ -741,8 +761,9 @@ def report(baseline: list[Row], results: list[ScenarioResult], args: argparse.Na
             states = ", ".join(f"{k} {v}" for k, v in f["states"].items())
             out.append(f"  at the end: SQLite {f['db_bytes'] / 1e6:.1f} MB; numbers by state: {states} (pool size "
                        f"{f['size']} of {sc.max_size}); {f['sessions']} visitor sessions, {f['state_log']} state log "
-                       f"rows, {f['alerts']} pool alerts")
-        out.append(f"  no number leased to two contexts (answers and tracking_numbers): "
+                       f"rows, {f['alerts']} pool alerts ({f['db_bytes'] / max(1, f['sessions']):.0f} bytes per "
+                       "session)")
+        out.append("  no number leased to two contexts (answers and tracking_numbers): "
                    + ("OK" if not res.problems else "FAIL"))
         out += [f"    {p}" for p in res.problems]
         if res.server_log:

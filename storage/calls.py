@@ -46,6 +46,9 @@ class CallFilter:
     number: str | None = None  # dialed (tracking) number or caller number
     disposition: str | None = None
     test: bool | None = None  # True: only test calls, False: only real calls (reports), None: both
+    spam: bool | None = None  # True: only spam, False: without spam (reports that exclude it), None: both
+    source: str | None = None  # traffic source of the attributed visit (utm_source, referrer host, ...)
+    keyword: str | None = None
     since: str | None = None
     until: str | None = None
     limit: int = 50
@@ -283,6 +286,13 @@ class CallStore:
         if f.test is not None:
             where.append("is_test = ?")
             params.append(1 if f.test else 0)
+        if f.spam is not None:
+            where.append("spam = ?")
+            params.append(1 if f.spam else 0)
+        for column in ("source", "keyword"):
+            if getattr(f, column) is not None:
+                where.append(f"{column} = ?")
+                params.append(getattr(f, column))
         if f.since:
             where.append("arrived_at >= ?")
             params.append(f.since)

@@ -97,7 +97,7 @@ def _auth_middleware(token: str) -> Any:
 
 def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
     """The call filters of /api/v1/calls (and, without limit and cursor, of /api/v1/calls.csv)."""
-    allowed = {"campaign", "number", "disposition", "test", "since", "until"}
+    allowed = {"campaign", "number", "disposition", "test", "spam", "source", "keyword", "since", "until"}
     if paginated:
         allowed |= {"limit", "cursor"}
     unknown = sorted(set(query) - allowed)
@@ -120,6 +120,15 @@ def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
         if query["test"] not in ("true", "false"):
             raise ValueError("test: true (only test calls from softphone accounts) or false (only real calls)")
         f.test = query["test"] == "true"
+    if "spam" in query:
+        if query["spam"] not in ("true", "false"):
+            raise ValueError("spam: true (only spam) or false (without spam)")
+        f.spam = query["spam"] == "true"
+    for key in ("source", "keyword"):
+        if key in query:
+            if not 1 <= len(query[key]) <= 200 or any(ord(ch) < 32 for ch in query[key]):
+                raise ValueError(f"{key}: text of 1-200 characters")
+            setattr(f, key, query[key])
     for key in ("since", "until"):
         if key in query:
             try:

@@ -89,6 +89,15 @@ CALL_FIELDS: dict[str, dict[str, Any]] = {
     "conversion_name": _NS,
     "conversion_value": _NNUM,
     "conversion_currency": _NS,
+    # screening
+    "score1": _NINT,
+    "score1_color": {"type": "string", "nullable": True, "enum": ["green", "yellow", "red", None]},
+    "score2": _NINT,
+    "screening": {"nullable": True, "description": "JSON: action, factors with weights, the list rule, the refusal, "
+                                                   "score 2's factors (in the CSV: as JSON text)"},
+    "candidate": {"type": "integer"},
+    "spam_reason": _NS,
+    "challenge": {"nullable": True, "description": "JSON: passed, digit_ok, presence (in the CSV: as JSON text)"},
     # detection
     "detection_path": _NS,
     "fax_detected": _FLAG,
@@ -206,6 +215,9 @@ _CALL_FILTERS = [
            "dialed (tracking) number or caller number; a leading + is ignored"),
     _query("disposition", {"type": "string", "enum": list(FINAL_DISPOSITIONS)}, "final disposition"),
     _query("test", {"type": "boolean"}, "true: only test calls from softphone accounts; false: only real calls"),
+    _query("spam", {"type": "boolean"}, "true: only spam; false: leave spam out (reports)"),
+    _query("source", {"type": "string", "minLength": 1, "maxLength": 200}, "traffic source of the attributed visit"),
+    _query("keyword", {"type": "string", "minLength": 1, "maxLength": 200}, "search keyword of the attributed visit"),
     _query("since", {"type": "string", "pattern": f"^{TIME_PATTERN}$"},
            "arrived at or after this UTC time (e.g. 2026-01-31T12:00:00Z)"),
     _query("until", {"type": "string", "pattern": f"^{TIME_PATTERN}$"}, "arrived before this UTC time"),

@@ -49,6 +49,19 @@ class Hours:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """Seed 001, C18: when the share of short or spam calls in ``window`` reaches ``up``, the campaign moves to
+    the next countermeasure level; when it falls below ``down``, one level back. Level 1 challenges callers
+    with no history, level 2 every caller not on an allow list, level 3 refuses yellow scores too."""
+
+    window: int = 3600
+    min_calls: int = 10  # fewer calls than this in the window say nothing
+    up: float = 0.5
+    down: float = 0.2
+    max_level: int = 3
+
+
+@dataclass(frozen=True)
 class ScreeningSettings:
     enabled: bool = True
     quarantine: Refusal = Refusal("reject", 404)  # calls to numbers not in use
@@ -73,6 +86,7 @@ class ScreeningSettings:
     hours: Hours | None = None
     signature_block: bool = False  # a call matching a spam announcement: False flags it, True refuses it
     weights: dict[str, int] = field(default_factory=dict)  # override a factor's weight by name
+    escalation: "Escalation | None" = None  # None: the campaign never raises its countermeasures by itself
 
     def weight(self, factor: str, default: int) -> int:
         return self.weights.get(factor, default)
@@ -120,6 +134,24 @@ def _hours(s: "_Section") -> Hours:
     return hours
 
 
+def _share(s: "_Section", name: str, default: float) -> float:
+    value = s.raw(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise s.error(name, "expected a share from 0 to 1, e.g. 0.5")
+    return float(value)
+
+
+def _escalation(s: "_Section") -> Escalation:
+    escalation = Escalation(window=s.integer("window", 3600, low=60, high=30 * 86400),
+                            min_calls=s.integer("min_calls", 10, low=1, high=1_000_000),
+                            up=_share(s, "up", 0.5), down=_share(s, "down", 0.2),
+                            max_level=s.integer("max_level", 3, low=1, high=3))
+    if escalation.down >= escalation.up:
+        raise s.error("down", f"{escalation.down} must be below up ({escalation.up})")
+    s.reject_unknown()
+    return escalation
+
+
 def read_screening(s: "_Section", base: ScreeningSettings) -> ScreeningSettings:
     """A `screening:` section over ``base`` (the defaults, or the global section for a campaign's own)."""
     if not s.data:
@@ -154,6 +186,8 @@ def read_screening(s: "_Section", base: ScreeningSettings) -> ScreeningSettings:
             values[name] = _date(s, name, None)
     if "hours" in s.data:
         values["hours"] = _hours(s.section("hours"))
+    if "escalation" in s.data:
+        values["escalation"] = _escalation(s.section("escalation"))
     if "weights" in s.data:
         raw = s.raw("weights")
         if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)

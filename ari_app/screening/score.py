@@ -53,7 +53,7 @@ def color(score: int, settings: ScreeningSettings) -> str:
 
 
 def assess(signaling: Signaling, facts: Facts, settings: ScreeningSettings, *, number_state: str | None,
-           returning: bool, now: datetime) -> Verdict:
+           returning: bool, now: datetime, level: int = 0) -> Verdict:
     """``returning``: the caller is tied to an earlier visit on this number (attribution by caller history), so
     a call to the number after its lease ended is a late call, not a call to a number not in use."""
     if not settings.enabled:
@@ -74,8 +74,29 @@ def assess(signaling: Signaling, facts: Facts, settings: ScreeningSettings, *, n
     candidate = facts.quarantined_at is not None
     shade = color(score, settings)
     action = "refuse" if shade == RED else "extra" if shade == YELLOW or candidate else "proceed"
+    if level:  # the campaign's countermeasures are raised (escalation): the least friction first
+        new_caller = not facts.calls_in_window and not facts.durations
+        if level >= 3 and shade == YELLOW:
+            action = "refuse"
+        elif action == "proceed" and (level >= 2 or new_caller):
+            action = "extra"
+        findings.append(Finding("escalation", 0, f"campaign countermeasure level {level}"))
     return Verdict(action, score, shade, tuple(findings), settings.refuse if action == "refuse" else None,
                    candidate=candidate)
+
+
+def next_level(level: int, calls: int, bad: int, settings: ScreeningSettings) -> int:
+    """The campaign's countermeasure level after a window with ``calls`` finished calls, ``bad`` of them short or
+    spam: one step up at the ``up`` share, one step down below ``down``."""
+    escalation = settings.escalation
+    if escalation is None or calls < escalation.min_calls:
+        return 0 if escalation is None else level
+    share = bad / calls
+    if share >= escalation.up:
+        return min(escalation.max_level, level + 1)
+    if share < escalation.down:
+        return max(0, level - 1)
+    return level
 
 
 def history_findings(facts: Facts, settings: ScreeningSettings) -> list[Finding]:

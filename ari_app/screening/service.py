@@ -15,7 +15,7 @@ from typing import Any
 
 from ari_app.config import Settings
 from ari_app.screening.model import ScreeningSettings
-from ari_app.screening.score import Verdict, assess
+from ari_app.screening.score import Verdict, assess, next_level
 from ari_app.screening.store import ScreeningStore
 from ari_app.tracking.attribution import Arrival, CallAttribution
 from dialplan.signaling import Signaling
@@ -26,6 +26,7 @@ from storage.db import format_time, utcnow
 log = logging.getLogger(__name__)
 CHARGE_RE = re.compile(r"(?:sip:|tel:)\+?([0-9]{3,20})")
 CHALLENGE_TEXT = "To reach us, please press {digit}."
+ESCALATION_INTERVAL = 30.0  # seconds between escalation checks
 WAY_THROUGH_TEXT = "If you are a person, press 1 to reach us."
 
 
@@ -50,10 +51,15 @@ class ScreeningService:
         self._screens: ScreeningStore | None = None
         self.prompts: dict[str, str] = {}  # digit -> the rendered "please press <digit>" prompt
         self.way_through_prompt = "sound:press,sound:digits/1"
+        self.levels: dict[str, int] = {}  # campaign -> countermeasure level (escalation)
+        self._escalator: asyncio.Task[None] | None = None
 
     async def start(self, attribution: CallAttribution) -> None:
         self.attribution = attribution
         self._screens = ScreeningStore(self.store.db)
+        self.levels = await self.store.run(self.screens.levels)
+        if any(self.settings.screening_for(c).escalation for c in self.settings.campaigns.values()):
+            self._escalator = asyncio.create_task(self._escalate_forever(), name="screening-escalation")
         folder = self.settings.state_dir / "prompts"
         loop = asyncio.get_running_loop()
         try:
@@ -64,6 +70,37 @@ class ScreeningService:
                 await loop.run_in_executor(None, render_wav, WAY_THROUGH_TEXT, folder))
         except Exception as exc:  # espeak-ng missing: Asterisk's own words still ask for the digit
             log.warning("cannot render the challenge prompts (%s); using Asterisk's sounds", exc)
+
+    async def stop(self) -> None:
+        if self._escalator is not None:
+            self._escalator.cancel()
+            await asyncio.gather(self._escalator, return_exceptions=True)
+
+    async def _escalate_forever(self, interval: float = ESCALATION_INTERVAL) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.escalate()
+            except Exception:
+                log.exception("screening escalation failed")
+
+    async def escalate(self) -> dict[str, int]:
+        """Move each campaign's countermeasure level one step by its recent share of short or spam calls."""
+        now = datetime.now(timezone.utc)
+        for name, campaign in self.settings.campaigns.items():
+            screening = self.settings.screening_for(campaign)
+            if screening.escalation is None or not screening.enabled:
+                continue
+            since = format_time(now - timedelta(seconds=screening.escalation.window))
+            calls, bad = await self.store.run(self.screens.window_counts, name, since, screening.short_seconds)
+            level = self.levels.get(name, 0)
+            new = next_level(level, calls, bad, screening)
+            if new != level:
+                reason = f"{bad} of {calls} calls short or spam in {screening.escalation.window} s"
+                await self.store.run(self.screens.set_level, name, new, reason, format_time(now))
+                log.warning("campaign %s: countermeasure level %d -> %d (%s)", name, level, new, reason)
+                self.levels[name] = new
+        return dict(self.levels)
 
     def challenge_prompt(self, digit: str) -> str:
         return self.prompts.get(digit) or f"sound:press,sound:digits/{digit}"
@@ -95,7 +132,8 @@ class ScreeningService:
         verdict = None
         if facts is not None and arrival.number is not None:
             verdict = assess(signaling, facts, screening, number_state=arrival.number.state,
-                             returning=arrival.attribution.method == "caller_history", now=now)
+                             returning=arrival.attribution.method == "caller_history", now=now,
+                             level=self.levels.get(arrival.number.campaign or "", 0))
         elif arrival.number is not None:
             verdict = Verdict("proceed", 0, "green")
         return Screened(arrival, verdict, screening)

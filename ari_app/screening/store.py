@@ -120,6 +120,24 @@ class ScreeningStore:
             self.conn.execute("INSERT INTO quarantine (caller, number, number_state, call_id, at) VALUES (?, ?, ?, ?, ?)",
                               [caller, number, state, call_id, now])
 
+    def window_counts(self, campaign: str, since: str, short_seconds: float) -> tuple[int, int]:
+        """Finished calls of the campaign since ``since``, and how many were short or spam (escalation)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(spam = 1 OR decision = 'reject' OR (answered_at IS NOT NULL"
+            " AND total_seconds < ?)), 0) FROM calls WHERE campaign = ? AND arrived_at >= ? AND ended_at IS NOT NULL",
+            [short_seconds, campaign, since]).fetchone()
+        return int(row[0]), int(row[1])
+
+    def levels(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT campaign, level FROM campaign_levels").fetchall())
+
+    def set_level(self, campaign: str, level: int, reason: str, now: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT INTO campaign_levels (campaign, level, changed_at, reason) VALUES (?, ?, ?, ?)"
+                              " ON CONFLICT (campaign) DO UPDATE SET level = excluded.level,"
+                              " changed_at = excluded.changed_at, reason = excluded.reason",
+                              [campaign, level, now, reason])
+
     # --- managing lists ----------------------------------------------------------------------------------
 
     def add_rule(self, list_: str, kind: str, value: str, *, value_end: str | None = None, campaign: str | None = None,

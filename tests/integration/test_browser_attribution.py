@@ -239,6 +239,8 @@ async def test_extension_page_to_attributed_call(app: Stack, browser: Chromium, 
         assert_swapped(shown, display)
         assert f"ext. {ext}" in shown["text"] and f"ext. {ext} ext." not in shown["text"]
         assert await page.evaluate(TEL_HREFS) == [f"tel:+15550002050,{ext}"] * 2
+        await page.wait_for("document.getElementById('demo-state').textContent.startsWith("  # the page's demo box
+                            f"'this visit has extension {ext} on +{NUMBERS['ext_site']}')")
         assert page.errors == []
         await page.screenshot(ARTIFACTS / "dni-ext.png")
 

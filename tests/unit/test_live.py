@@ -342,12 +342,12 @@ async def test_expired_tickets_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
         await client.close()
 
 
-async def test_without_a_feed_both_endpoints_say_503() -> None:
+async def test_without_a_feed_both_endpoints_say_404() -> None:
     client = await client_for(None)
     try:
         resp = await client.post("/api/v1/live/ticket", headers=AUTH)
-        assert resp.status == 503 and "not available" in (await resp.json())["error"]
-        assert (await client.get("/api/v1/live", headers=AUTH)).status == 503
+        assert resp.status == 404 and "not enabled" in (await resp.json())["error"]
+        assert (await client.get("/api/v1/live", headers=AUTH)).status == 404
     finally:
         await client.close()
 

@@ -190,3 +190,30 @@ def test_bad_screening_config_names_the_key(tmp_path: Path, bad: str, key: str) 
     with pytest.raises(ConfigError) as info:
         load_settings(config(tmp_path, bad))
     assert info.value.key == key and info.value.line > 10
+
+
+def test_escalation_steps_up_on_short_or_spam_calls_and_back_down(tmp_path: Path) -> None:
+    from ari_app.screening.model import Escalation
+    from ari_app.screening.score import next_level
+
+    settings = ScreeningSettings(escalation=Escalation(window=3600, min_calls=4, up=0.5, down=0.2, max_level=2))
+    assert next_level(0, 3, 3, settings) == 0  # too few calls to say anything
+    assert next_level(0, 4, 2, settings) == 1 and next_level(1, 4, 4, settings) == 2 and next_level(2, 4, 4, settings) == 2
+    assert next_level(2, 10, 1, settings) == 1 and next_level(1, 10, 3, settings) == 1  # between down and up: stay
+    db = open_database(tmp_path / "e.db")
+    calls = CallStore(db)
+    for i, (seconds, spam) in enumerate(((2.0, 0), (40.0, 0), (30.0, 1), (50.0, 0))):
+        calls.create_call(NewCall(id=f"c{i}", inbound_channel=f"ch{i}", arrived_at=f"2026-11-22T11:5{i}:00.000Z",
+                                  caller_number=CALLER))
+        db.execute("UPDATE calls SET campaign = 'c', answered_at = arrived_at, ended_at = arrived_at,"
+                   " total_seconds = ?, spam = ? WHERE id = ?", [seconds, spam, f"c{i}"])
+    db.conn.commit()
+    assert ScreeningStore(db).window_counts("c", "2026-11-22T11:00:00.000Z", 10) == (4, 2)
+    # level 1 challenges callers with no history; level 3 refuses yellow scores
+    new = assess(signaling(), Facts(), settings, number_state="active", returning=False, now=MONDAY_NOON, level=1)
+    known = assess(signaling(), Facts(calls_in_window=1, durations=[60.0]), settings, number_state="active",
+                   returning=False, now=MONDAY_NOON, level=1)
+    assert (new.action, known.action) == ("extra", "proceed")
+    yellow = assess(signaling(), Facts(calls_in_window=9), ScreeningSettings(rate_calls=3), number_state="active",
+                    returning=False, now=MONDAY_NOON, level=3)
+    assert yellow.action == "refuse"
