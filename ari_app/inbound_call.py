@@ -24,6 +24,7 @@ from ari_app.config import Campaign, Destination, Settings
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
 from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
+from ari_app.screening.signatures import OPENING_SECONDS
 from detectors.hub import HubRunner
 from detectors.speech import SpeechConfig, create_speech
 from dialplan.decision import Action, Decision, decide
@@ -108,6 +109,8 @@ class InboundCall:
         self.answered_mono: float | None = None
         self.challenge_failed = False
         self.spam_reason: str | None = None  # the first reason this call was found to be spam
+        self.announcement: dict[str, Any] | None = None  # the spam announcement the opening matched
+        self.background: set[asyncio.Task[None]] = set()  # work for this call that must not be collected
         self.arrival: "Arrival | None" = None
         self.signaling: Signaling | None = None
         self.verdict: "Verdict | None" = None
@@ -172,6 +175,30 @@ class InboundCall:
         self.tap = self._new_tap(f"{self.id}-tap", self.inbound, "caller")
         if not await self._start_tap(self.tap):
             self.tap = None
+        elif self.ctx.screening is not None and self.screen_settings is not None and self.screen_settings.enabled:
+            self.tap.record_opening(OPENING_SECONDS, self._on_opening)
+
+    def _on_opening(self, samples: Any) -> None:
+        """The caller's first seconds: compared with the openings of spam calls (announcement signatures)."""
+        task = asyncio.get_running_loop().create_task(self._check_opening(samples))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _check_opening(self, samples: Any) -> None:
+        assert self.ctx.screening is not None and self.screen_settings is not None
+        try:
+            match = await self.ctx.screening.signatures.check_opening(self.id, samples, SAMPLE_RATE)
+        except Exception:
+            log.exception("call %s: announcement check failed", self.id)
+            return
+        if match is None:
+            return
+        self.announcement = match
+        self._event("announcement_match", **match)
+        if self.screen_settings.signature_block and not self.finished:
+            self._mark_spam(f"the opening matches spam announcement {match['signature']}")
+            with contextlib.suppress(AriError):
+                await self._hangup(self.inbound)  # the flow unwinds from the caller's end as usual
 
     async def _destination_is_machine(self, out_id: str, attempt: int) -> bool:
         """Answering-machine detection on an answered destination, before it is bridged."""
@@ -724,7 +751,7 @@ class InboundCall:
         now = time.monotonic()
         result = score2(self.detections.items, settings, answered=True, total_seconds=now - self.arrived_mono,
                         hangup_side=side, seconds_after_answer=now - self.answered_mono if self.answered_mono else None,
-                        challenge_failed=self.challenge_failed)
+                        challenge_failed=self.challenge_failed, announcement=self.announcement)
         record = self.verdict.record()["screening"] | {"score2_factors": [asdict(f) for f in result.factors]}
         fields: dict[str, Any] = {"score2": result.score, "screening": record}
         self._write(call=fields)

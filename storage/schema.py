@@ -318,4 +318,13 @@ ALTER TABLE calls ADD COLUMN spam_reason TEXT;
 ALTER TABLE calls ADD COLUMN challenge TEXT;
 CREATE INDEX calls_spam ON calls (spam, arrived_at);
 """),
+    (6, "announcement signatures: every call's opening fingerprint, kept a while to learn from later spam marks", """
+CREATE TABLE call_openings (
+    call_id TEXT PRIMARY KEY,
+    fingerprint BLOB NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX call_openings_at ON call_openings (at);
+CREATE UNIQUE INDEX signatures_call ON signatures (call_id);
+"""),
 ]

@@ -51,6 +51,13 @@ class MediaTap:
         self.receiver: RtpReceiver | None = None
         self.started_at: float | None = None
         self.heard_energy = False
+        self._opening: list[np.ndarray] | None = None  # frames kept for the opening's fingerprint
+        self._opening_samples = 0
+        self._on_opening: Callable[[np.ndarray], None] | None = None
+
+    def record_opening(self, seconds: float, on_done: Callable[[np.ndarray], None]) -> None:
+        """Keep the first ``seconds`` of audio from now and hand them over once (announcement signatures)."""
+        self._opening, self._opening_samples, self._on_opening = [], int(seconds * SAMPLE_RATE), on_done
 
     @property
     def helper_channels(self) -> tuple[str, str]:
@@ -59,6 +66,13 @@ class MediaTap:
     def _on_frame(self, frame: np.ndarray) -> None:
         if not self.heard_energy and frame.size and int(np.abs(frame).max()) > 64:
             self.heard_energy = True
+        if self._opening is not None:
+            self._opening.append(frame.copy())
+            self._opening_samples -= frame.size
+            if self._opening_samples <= 0:
+                opening, self._opening = np.concatenate(self._opening), None
+                assert self._on_opening is not None
+                self._on_opening(opening)
         if self.handle is not None:
             self.hub.push(self.handle, frame)
         if self.speech is not None:
@@ -113,6 +127,10 @@ class MediaTap:
             self._disown(channel)
         if self.receiver is not None:
             self.receiver.close()
+        if self._opening and sum(f.size for f in self._opening) >= 2 * SAMPLE_RATE:
+            opening, self._opening = np.concatenate(self._opening), None  # a short call: what there was
+            assert self._on_opening is not None
+            self._on_opening(opening)
         events: list[Event] = []
         if self.handle is not None:
             events += await self.hub.close(self.handle)  # the hub hands these to on_events itself

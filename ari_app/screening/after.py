@@ -21,6 +21,7 @@ LONG_CALL = 60.0  # seconds: a long bridged call with a voice on it is not dropp
 WEIGHTS = {
     "fax_tone": 70, "modem_tone": 70, "no_speech": 25, "machine_dtmf": 30, "dtmf_abcd": 30,
     "network_tone": 30, "very_short": 15, "caller_hung_up_at_once": 10, "challenge_failed": 60,
+    "announcement_match": 60,
 }
 
 
@@ -50,7 +51,8 @@ def keep_despite_tone(detections: Iterable[DetectionLike], bridged_seconds: floa
 
 
 def score2(detections: list[DetectionLike], settings: ScreeningSettings, *, answered: bool, total_seconds: float,
-           hangup_side: str | None, seconds_after_answer: float | None, challenge_failed: bool) -> Score2:
+           hangup_side: str | None, seconds_after_answer: float | None, challenge_failed: bool,
+           announcement: dict[str, Any] | None = None) -> Score2:
     caller = [d for d in detections if d.leg == "caller"]
     found: list[Finding] = []
     tone = dialer_tone(caller)
@@ -76,5 +78,9 @@ def score2(detections: list[DetectionLike], settings: ScreeningSettings, *, answ
                              f"the caller hung up {seconds_after_answer:.1f} s after answer"))
     if challenge_failed:
         found.append(Finding("challenge_failed", WEIGHTS["challenge_failed"], "failed the challenge"))
+    if announcement:
+        found.append(Finding("announcement_match", WEIGHTS["announcement_match"],
+                             f"the opening matches spam announcement {announcement['signature']} "
+                             f"(similarity {announcement['score']})"))
     found = [Finding(f.factor, settings.weight(f.factor, f.weight), f.detail) for f in found]
     return Score2(min(100, sum(f.weight for f in found)), tuple(found))

@@ -16,6 +16,7 @@ from typing import Any
 from ari_app.config import Settings
 from ari_app.screening.model import ScreeningSettings
 from ari_app.screening.score import Verdict, assess, next_level
+from ari_app.screening.signatures import Signatures
 from ari_app.screening.store import ScreeningStore
 from ari_app.tracking.attribution import Arrival, CallAttribution
 from dialplan.signaling import Signaling
@@ -52,11 +53,17 @@ class ScreeningService:
         self.prompts: dict[str, str] = {}  # digit -> the rendered "please press <digit>" prompt
         self.way_through_prompt = "sound:press,sound:digits/1"
         self.levels: dict[str, int] = {}  # campaign -> countermeasure level (escalation)
+        self.signatures = Signatures(store)
         self._escalator: asyncio.Task[None] | None = None
 
     async def start(self, attribution: CallAttribution) -> None:
         self.attribution = attribution
         self._screens = ScreeningStore(self.store.db)
+        await self.signatures.start()
+        calls = self.store.store
+        assert calls is not None
+        calls.observers.append(lambda event, call_id: self.signatures.learn_in_transaction(call_id)
+                               if event == "call.spam" else None)
         self.levels = await self.store.run(self.screens.levels)
         if any(self.settings.screening_for(c).escalation for c in self.settings.campaigns.values()):
             self._escalator = asyncio.create_task(self._escalate_forever(), name="screening-escalation")

@@ -211,3 +211,29 @@ def test_a_blocked_caller_who_speaks_can_press_1_to_get_through(app: Stack, tmp_
              keys=person_keys(robot))
     dropped = app.wait_call(since, robot, timeout=30)
     assert dropped["disposition"] == "rejected" and dropped["destination_answered_at"] is None and dropped["spam"] == 1
+
+
+def test_a_spam_announcement_is_recognised_on_the_next_call(app: Stack, tmp_path: Path) -> None:
+    """A robocall marked spam by an operator teaches its opening; the same recording from another number is
+    flagged spam by its opening alone."""
+    text = ("This is an important message about your car's extended warranty. Press one now to speak with an agent "
+            "before your coverage expires.")
+    voice = espeak(text, 8000, voice="en-us")
+    first_wav, second_wav = tmp_path / "robo1.wav", tmp_path / "robo2.wav"
+    write_wav(first_wav, np.concatenate([np.zeros(2400), voice]), 8000)
+    rng = np.random.default_rng(7)
+    second = np.concatenate([np.zeros(9000), voice]) * 0.6 + rng.normal(0, 60, len(voice) + 9000)
+    write_wav(second_wav, second, 8000)  # later start, quieter, with line noise
+
+    since = fresh_since()
+    assert softphone(app, NUMBERS["screened"], "13126249104", play=str(first_wav), hold=10, timeout=30)["answered"]
+    first = app.wait_call(since, "13126249104", timeout=30)
+    assert first["spam"] == 0  # nothing known about it yet
+    assert app.post(f"/api/v1/calls/{first['id']}/spam", {"spam": True}, token=ADMIN_TOKEN)[0] == 200
+
+    since = fresh_since()
+    assert softphone(app, NUMBERS["screened"], "13126249215", play=str(second_wav), hold=12, timeout=30)["answered"]
+    second_call = app.wait_call(since, "13126249215", timeout=30)
+    matches = [e["data"] for e in second_call["events"] if e["kind"] == "announcement_match"]
+    assert matches and matches[0]["score"] >= 0.2, second_call["events"]
+    assert second_call["spam"] == 1 and "announcement_match" in second_call["spam_reason"]
