@@ -20,6 +20,7 @@ from ari_app.admin import openapi
 from ari_app.tracking.model import Pool
 from ari_app.tracking.service import TrackingService
 from ari_app.tracking.store import VISIT_FIELDS, Visit
+from storage.db import utcnow
 
 STATIC = Path(__file__).parent / "static"
 SAMPLES = Path(__file__).resolve().parents[2] / "web" / "sample"
@@ -267,7 +268,15 @@ def add_admin_routes(app: web.Application, service: TrackingService) -> None:
     app.router.add_get("/api/v1/pools", list_pools)
     app.router.add_get("/api/v1/pools/{name}", get_pool)
     app.router.add_get("/api/v1/numbers/{number}/history", number_history)
+    async def release_session(request: web.Request) -> web.Response:
+        session_id = request.match_info["session_id"]
+        if not SESSION_RE.match(session_id):
+            return error(400, "session id: vs_ and 16 hex digits")
+        freed = await service.store.run(service.tracking.release_session, session_id, utcnow())
+        return web.json_response({"session": session_id, "released": freed})
+
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
+    app.router.add_delete("/api/v1/sessions/{session_id}/lease", release_session)
     openapi.add_paths(app, ADMIN_PATHS)
 
 
@@ -351,6 +360,13 @@ ADMIN_PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object", "required": ["number", "history"], "properties": {
             "number": _S, "history": {"type": "array", "items": _OBJ}}}, "the history"),
             "400": _err("not a number"), **_AUTH}}},
+    "/api/v1/sessions/{session_id}/lease": {"delete": {
+        "operationId": "releaseLease", "tags": ["pools"],
+        "summary": "End a visitor's lease now (the number cools down, the extension is free)",
+        "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _S}],
+        "responses": {"200": _json({"type": "object", "required": ["session", "released"], "properties": {
+            "session": _S, "released": {"type": "array", "items": _S}}}, "what was released"),
+            "400": _err("not a session id"), **_AUTH}}},
     "/api/v1/sessions/{session_id}": {"get": {
         "operationId": "getSession", "tags": ["pools"], "summary": "A visitor session (never its token)",
         "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": _S}],

@@ -345,6 +345,28 @@ class TrackingStore:
             [state, now, _shift(now, pool.cooldown) if pool.cooldown else None, now, number])
         self._log(number, LEASED, state, pool.name, session_id, now, reason)
 
+    def release_session(self, session_id: str, now: str, reason: str = "released by an operator") -> list[str]:
+        """End a visitor's lease (an operator, or a test tidying up); returns what was freed."""
+        freed: list[str] = []
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            session = self.conn.execute("SELECT pool, lease_key FROM visitor_sessions WHERE id = ?",
+                                        [session_id]).fetchone()
+            if session is None:
+                return freed
+            pool = self.pools.get(session[0])
+            for (extension,) in self.conn.execute("SELECT extension FROM extension_leases WHERE session_id = ?",
+                                                  [session_id]).fetchall():
+                freed.append(f"extension {extension}")
+            self.conn.execute("DELETE FROM extension_leases WHERE session_id = ?", [session_id])
+            if pool is not None and session[1]:
+                for (number,) in self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND state = ?"
+                                                   " AND lease_key = ?", [pool.name, LEASED, session[1]]).fetchall():
+                    self._release(pool, number, session_id, now, reason)
+                    freed.append(number)
+            self.conn.execute("UPDATE visitor_sessions SET lease_key = NULL WHERE id = ?", [session_id])
+        return freed
+
     def release_extension(self, pool_name: str, extension: str) -> None:
         """After the call that used it (seed 003): the extension can go to the next visitor."""
         with self.conn:

@@ -328,6 +328,16 @@ class Stack:
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
 
+    def delete(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method="DELETE")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
     def calls_since(self, since: str, number: str) -> list[dict[str, Any]]:
         status, body = self.api(f"/api/v1/calls?number={number}&since={since}")
         assert status == 200, body

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
@@ -83,28 +82,19 @@ async def origin(app: Stack) -> AsyncIterator[str]:
 
 @pytest.fixture
 def release_my_leases(app: Stack) -> Iterator[None]:
-    """Afterwards, the pool numbers held by this file's visitors (sessions that landed on its pages) are
-    released by the app's own sweeper, once their last page activity is moved back past lease_ttl: there is no
-    API to end a lease, and test_attribution.py expects the pool as configured when it runs after this file."""
+    """Afterwards, the leases of this file's visitors (sessions that landed on its pages) are ended through the
+    admin API: test_attribution.py expects the pool as configured when it runs after this file."""
     yield
-    pages = [f"http://127.0.0.1:{app.ports['page_origin']}/%", f"http://127.0.0.1:{app.admin_port}/demo/%"]
-    db = sqlite3.connect(app.tmp / "state" / "ringpool.db", timeout=10, isolation_level=None)
-    try:
-        held = [n for (n,) in db.execute(
-            "SELECT number FROM tracking_numbers WHERE pool = 'web' AND state = 'leased' AND session_id IN"
-            " (SELECT id FROM visitor_sessions WHERE landing_page LIKE ? OR landing_page LIKE ?)", pages)]
-        db.execute(f"UPDATE tracking_numbers SET last_activity_at = '2000-01-01T00:00:00.000Z'"
-                   f" WHERE state = 'leased' AND number IN ({','.join('?' * len(held))})", held)
-    finally:
-        db.close()
-    deadline = time.monotonic() + 15  # the sweeper runs every 5 s
-    still = held
-    while still and time.monotonic() < deadline:
-        time.sleep(0.5)
-        status, pool = app.api("/api/v1/pools/web")
-        assert status == 200, pool
-        still = [n["number"] for n in pool["numbers_detail"] if n["number"] in held and n["state"] == "leased"]
-    assert not still, f"the sweeper did not release {still}:\n{app.app_log()}"
+    pages = (f"http://127.0.0.1:{app.ports['page_origin']}/", f"http://127.0.0.1:{app.admin_port}/demo/")
+    status, pool = app.api("/api/v1/pools/web")
+    assert status == 200, pool
+    for number in pool["numbers_detail"]:
+        if number["state"] != "leased" or not number["session_id"]:
+            continue
+        status, session = app.api(f"/api/v1/sessions/{number['session_id']}")
+        if status == 200 and (session["landing_page"] or "").startswith(pages):
+            status, released = app.delete(f"/api/v1/sessions/{number['session_id']}/lease")
+            assert status == 200 and released["released"] == [number["number"]], released
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------

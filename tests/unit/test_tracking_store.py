@@ -221,3 +221,13 @@ def test_concurrent_leases_never_share_a_number(tmp_path_factory: pytest.TempPat
         await astore.close()
 
     asyncio.run(scenario())
+
+
+def test_an_operator_ends_a_lease(store: TrackingStore) -> None:
+    v = Visitors(store)
+    a, e = v.new(POOL, at(0)), v.new(EXT, at(0))
+    assert store.release_session(a.session_id, at(10)) == [a.number]
+    assert states(store)[a.number] == "cooldown"
+    assert store.number_history(a.number)[0]["reason"] == "released by an operator"
+    assert store.release_session(e.session_id, at(10)) == ["extension 1"]
+    assert store.release_session("vs_0000000000000000", at(10)) == []
