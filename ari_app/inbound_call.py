@@ -48,6 +48,7 @@ PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must no
 DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
+AGENT_SPAM_CODE = "*7"  # pressed by the agent on a bridged call: the caller is spam
 PRESENCE = frozenset({"speech_start", "speech"})  # what counts as a person (or a room) being there
 AGENT_WARNING = "tone:!1400/150,!0/100,!1400/150,!0/100,!1400/150"  # beeps to the agent before a dialer is dropped
 ANSWER_TONE = "tone:!2100/3300"  # a modem's answer tone: dialers hear a machine, and go
@@ -108,6 +109,7 @@ class InboundCall:
         self.arrived_mono = time.monotonic()
         self.answered_mono: float | None = None
         self.challenge_failed = False
+        self.agent_digits = ""
         self.spam_reason: str | None = None  # the first reason this call was found to be spam
         self.announcement: dict[str, Any] | None = None  # the spam announcement the opening matched
         self.background: set[asyncio.Task[None]] = set()  # work for this call that must not be collected
@@ -122,9 +124,19 @@ class InboundCall:
     def deliver(self, event: dict[str, Any]) -> None:
         if event.get("type") == "ChannelDtmfReceived":
             self._rfc4733_digit(event)
-            if (event.get("channel") or {}).get("id") == self.inbound and str(event.get("digit", "")) in DIGITS:
+            channel_id = (event.get("channel") or {}).get("id")
+            if channel_id == self.inbound and str(event.get("digit", "")) in DIGITS:
                 self.digits.append(str(event["digit"]))
+            elif channel_id in self.outbound:
+                self._agent_digit(str(event.get("digit", "")))
         self.queue.put_nowait(event)
+
+    def _agent_digit(self, digit: str) -> None:
+        """The agent marks a call spam from the phone (seed 001, C22): AGENT_SPAM_CODE on the destination leg."""
+        self.agent_digits = (self.agent_digits + digit)[-len(AGENT_SPAM_CODE):]
+        if self.agent_digits == AGENT_SPAM_CODE:
+            self._event("agent_marked_spam", code=AGENT_SPAM_CODE)
+            self._mark_spam(f"the agent marked it spam ({AGENT_SPAM_CODE} on the phone)")
 
     # --- listening ---------------------------------------------------------------------------------------
 
