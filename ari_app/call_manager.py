@@ -60,6 +60,7 @@ class CallManager:
                                on_latency=self.metrics.observe_decision_ms, tracking=tracking,
                                screening=screening)
         self._reconcile_lock = asyncio.Lock()
+        self._speech_loading: asyncio.Task[None] | None = None
 
     # --- registry ----------------------------------------------------------------------------------------
 
@@ -267,9 +268,17 @@ class CallManager:
         self.hub.start()
         model = self.settings.speech.model
         if model is not None:
-            # Loading a Vosk model takes seconds: never on the event loop, and once, before calls need it.
-            loaded = await asyncio.get_running_loop().run_in_executor(None, load_model, str(model))
+            # Loading a Vosk model takes seconds (more on a busy machine): never on the event loop, and in the
+            # background, so calls are taken (and adopted after a restart) at once; until it is ready, calls
+            # are listened to without transcripts.
+            self._speech_loading = asyncio.create_task(self._load_speech(str(model)), name="speech-model")
+
+    async def _load_speech(self, model: str) -> None:
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(None, load_model, model)
             log.info("speech recognition %s (model %s)", "on" if loaded is not None else "off", model)
+        except Exception:
+            log.exception("speech recognition off: the model %s failed to load", model)
 
     async def shutdown(self) -> None:
         """Stop supervising; calls go on in Asterisk and the next start adopts or closes them."""
@@ -277,4 +286,6 @@ class CallManager:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._speech_loading is not None and not self._speech_loading.done():
+            self._speech_loading.cancel()
         await self.hub.stop()

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ari_app.admin.tokens_cli import add_tokens_parser
 from ari_app.config import load_settings
 from ari_app.logging_setup import configure_logging
 from ari_app.yaml_located import ConfigError
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     acc_sub.add_parser("list", help="list test accounts")
     remove = acc_sub.add_parser("remove", help="remove a test account created with add or the API")
     remove.add_argument("username")
+    add_tokens_parser(sub)  # ringpool tokens create|list|revoke (ari_app/admin/tokens_cli.py)
     args = parser.parse_args(argv)
     # validated here, not with choices=, so a bad RINGPOOL_LOG_FORMAT is refused too
     if args.log_format not in ("text", "json"):
@@ -66,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from ari_app.accounts.cli import accounts_command
 
         return accounts_command(settings, args)
+    if args.command == "tokens":
+        from ari_app.admin.tokens_cli import tokens_command
+
+        return tokens_command(settings, args)
     from ari_app.runner import run
 
     asyncio.run(run(settings))

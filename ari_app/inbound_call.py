@@ -26,7 +26,7 @@ from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
 from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
 from ari_app.screening.signatures import OPENING_SECONDS
 from detectors.hub import HubRunner
-from detectors.speech import SpeechConfig, create_speech
+from detectors.speech import SpeechConfig, create_speech, model_ready
 from dialplan.decision import Action, Decision, decide
 from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
@@ -157,7 +157,8 @@ class InboundCall:
             self.detections.from_media(events, leg, tap.started_at)
 
         speech = None
-        if leg == "caller" and self.campaign and self.campaign.detection.speech:
+        if leg == "caller" and self.campaign and self.campaign.detection.speech \
+                and model_ready(self.ctx.settings.speech.model):  # still loading: no transcript for this call
             speech = create_speech(SpeechConfig(model_path=str(self.ctx.settings.speech.model or "") or None,
                                                 keywords=self.ctx.settings.speech.keywords or None), SAMPLE_RATE)
         tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=tap_id, channel_id=channel_id,

@@ -61,6 +61,11 @@ def load_model(model_path: str | os.PathLike | None):
         return _models[path]
 
 
+def model_ready(model_path: str | os.PathLike | None) -> bool:
+    """Whether load_model(model_path) would return at once (the model is already in memory)."""
+    return bool(model_path) and os.fspath(model_path) in _models
+
+
 def executor() -> ThreadPoolExecutor:
     """Shared pool for recognition jobs (created on first use)."""
     global _default_executor

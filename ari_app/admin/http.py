@@ -7,7 +7,6 @@ service never imports it.
 from __future__ import annotations
 
 import csv
-import hmac
 import io
 import ipaddress
 import json
@@ -20,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.auth import add_audit_routes, allowed_campaigns, audit_middleware, auth_middleware
+from ari_app.admin.tokens import TokenRegistry
+from ari_app.admin.tokens import add_routes as add_token_routes
 from storage.async_store import AsyncCallStore
 from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
 from storage.db import stored_time
@@ -27,6 +29,7 @@ from storage.db import stored_time
 from ari_app.admin.conversions import add_routes as add_conversion_routes
 from ari_app.screening.http import add_routes as add_screening_routes
 from ari_app.admin.dashboard import add_routes as add_dashboard_routes
+from ari_app.admin.reports import add_routes as add_report_routes
 from ari_app.tracking.http import add_admin_routes as add_tracking_admin_routes
 from ari_app.tracking.http import add_public_routes as add_tracking_public_routes
 
@@ -77,22 +80,6 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         if exc.status >= 400 and exc.content_type != "application/json":
             return _error(exc.status, exc.reason)
         raise
-
-
-def _auth_middleware(token: str) -> Any:
-    @web.middleware
-    async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path.startswith("/api/") and request.path not in _PUBLIC_API_PATHS | _SELF_AUTH_PATHS:
-            header = request.headers.get("Authorization", "")
-            scheme, _, given = header.partition(" ")
-            # surrogateescape: a header with bytes that are not UTF-8 is just a wrong token (it was a 500)
-            given_bytes = given.strip().encode("utf-8", "surrogateescape")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
-                return web.json_response({"error": "missing or invalid bearer token"}, status=401,
-                                         headers={"WWW-Authenticate": 'Bearer realm="ringpool"'})
-        return await handler(request)
-
-    return auth
 
 
 def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
@@ -176,7 +163,10 @@ def _csv_text(rows: Iterable[Iterable[Any]]) -> bytes:
 
 
 def build_admin_app(deps: AdminDeps) -> web.Application:
-    app = web.Application(middlewares=[_errors, _auth_middleware(deps.token)], client_max_size=64 * 1024)
+    tokens = TokenRegistry(deps.store)  # the admin token or a stored one, with a role (ari_app/admin/auth.py)
+    app = web.Application(middlewares=[_errors, audit_middleware(deps.store),
+                                       auth_middleware(deps.token, tokens, _PUBLIC_API_PATHS | _SELF_AUTH_PATHS)],
+                          client_max_size=64 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
         status = await deps.status()
@@ -188,6 +178,7 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
             f = _filter_from_query(request.query)
         except ValueError as exc:
             return _error(400, str(exc))
+        f.campaigns = allowed_campaigns(request)  # a publisher token: its campaigns' calls only
         page = await deps.store.call("list_calls", f)
         return web.json_response({"calls": page.calls, "next_cursor": page.next_cursor})
 
@@ -198,6 +189,7 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
         except ValueError as exc:
             return _error(400, str(exc))
         f.limit = CSV_PAGE_SIZE
+        f.campaigns = allowed_campaigns(request)  # a publisher token: its campaigns' calls only
         page = await deps.store.call("list_calls", f)  # before the status is sent: a failure is still a 500
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         resp = web.StreamResponse(headers={
@@ -230,8 +222,9 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
         if not _ID_RE.fullmatch(call_id):
             return _error(400, "call id: letters, digits, '.', '_' and '-' only")
         call = await deps.store.call("get_call", call_id)
-        if call is None:
-            return _error(404, f"no call {call_id}")
+        campaigns = allowed_campaigns(request)
+        if call is None or (campaigns is not None and call.get("campaign") not in campaigns):
+            return _error(404, f"no call {call_id}")  # the same answer: a publisher learns nothing of others' calls
         return web.json_response(call)
 
     def accounts_or_error() -> "AccountManager":
@@ -329,6 +322,9 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
     if deps.screening is not None:
         add_screening_routes(app, deps.screening)
     add_dashboard_routes(app, deps)  # /, /ui/*, /api/v1/stats/*, /api/v1/live (ari_app/admin/dashboard.py)
+    add_report_routes(app, deps)  # /api/v1/reports/calls, /api/v1/reports/pools (ari_app/admin/reports.py)
+    add_token_routes(app, tokens)  # /api/v1/tokens (ari_app/admin/tokens.py)
+    add_audit_routes(app, deps.store)  # /api/v1/audit (ari_app/admin/auth.py)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/test-accounts", list_accounts)

@@ -122,7 +122,7 @@ def add_routes(app: web.Application, service: ScreeningService) -> None:
 
     async def delete_rule(request: web.Request) -> web.Response:
         raw = request.match_info["rule_id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", raw):
             return _error(400, "rule id: a whole number")
         removed = await service.store.run(service.screens.delete_rule, int(raw))
         return web.json_response({"deleted": int(raw)}) if removed else _error(404, f"no rule {raw}")

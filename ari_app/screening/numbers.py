@@ -1,7 +1,8 @@
 """Number validity and suspicion rules for pre-answer screening (issue 5; seed 001, C5, C6 and C20).
 
 Pure functions, no I/O: they run on every call before it is answered. Each one makes one linear pass over at
-most ``MAX_INPUT`` characters (no regular expressions, no backtracking): well under a millisecond a call, hostile input included.
+most ``MAX_INPUT`` characters (no regular expressions, no backtracking): well under a millisecond a call,
+hostile input included.
 
 A caller number is read as one of:
 
@@ -44,7 +45,7 @@ favoured by spoofers), informational 5.
 | nanp_special_exchange | 40 | exchange 950 (feature group B access), 958 or 959 (plant test): not subscriber lines |
 | nanp_555_exchange | 15 | other 555 lines: 555-1212 is directory assistance; the rest are assignable but rarely used |
 | nanp_premium_caller | 20 | area code 900: premium-rate numbers receive calls, they do not place them |
-| nanp_toll_free_caller | 5 | a toll-free area code (800 833 844 855 866 877 888): normal for businesses, unusual for a person |
+| nanp_toll_free_caller | 5 | toll-free (800 833 844 855 866 877 888): normal for a business, unusual for a person |
 | all_zeros | 50 | the number after its country code is all zeros |
 | all_same_digit | 40 | the number after its country code is one digit repeated |
 | digit_run | 25 | 7 or more of one digit in a row (``212 777 7777``) |

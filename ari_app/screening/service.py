@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ari_app.config import Settings
 from ari_app.screening.model import ScreeningSettings
+from ari_app.screening.numbers import header_values, number_text
 from ari_app.screening.score import Verdict, assess, next_level
 from ari_app.screening.signatures import Signatures
 from ari_app.screening.store import ScreeningStore
@@ -25,16 +25,23 @@ from storage.async_store import AsyncCallStore
 from storage.db import format_time, utcnow
 
 log = logging.getLogger(__name__)
-CHARGE_RE = re.compile(r"(?:sip:|tel:)\+?([0-9]{3,20})")
 CHALLENGE_TEXT = "To reach us, please press {digit}."
 ESCALATION_INTERVAL = 30.0  # seconds between escalation checks
 WAY_THROUGH_TEXT = "If you are a person, press 1 to reach us."
 
 
+def caller_digits(signaling: Signaling) -> str | None:
+    """The caller's number when it is a number (ASCII digits): what lists and history are keyed by."""
+    caller = signaling.caller_number
+    return caller if caller and caller.isascii() and caller.isdigit() else None
+
+
 def charge_number(signaling: Signaling) -> str | None:
     """The billing number from P-Charge-Info (<sip:+15550008888@carrier>), digits only."""
-    match = CHARGE_RE.search(signaling.p_charge_info or "")
-    return match.group(1) if match else None
+    values = header_values(signaling.p_charge_info)
+    text = number_text(values[0]) if values else None
+    digits = "".join(ch for ch in text or "" if ch in "0123456789")
+    return digits or None
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class ScreeningService:
         self.levels: dict[str, int] = {}  # campaign -> countermeasure level (escalation)
         self.signatures = Signatures(store)
         self._escalator: asyncio.Task[None] | None = None
+        self._prompts_task: asyncio.Task[None] | None = None
 
     async def start(self, attribution: CallAttribution) -> None:
         self.attribution = attribution
@@ -67,6 +75,11 @@ class ScreeningService:
         self.levels = await self.store.run(self.screens.levels)
         if any(self.settings.screening_for(c).escalation for c in self.settings.campaigns.values()):
             self._escalator = asyncio.create_task(self._escalate_forever(), name="screening-escalation")
+        # Rendering prompts runs espeak-ng: in the background, so the app takes calls at once (Asterisk's own
+        # words stand in until they are ready).
+        self._prompts_task = asyncio.create_task(self._render_prompts(), name="screening-prompts")
+
+    async def _render_prompts(self) -> None:
         folder = self.settings.state_dir / "prompts"
         loop = asyncio.get_running_loop()
         try:
@@ -79,9 +92,10 @@ class ScreeningService:
             log.warning("cannot render the challenge prompts (%s); using Asterisk's sounds", exc)
 
     async def stop(self) -> None:
-        if self._escalator is not None:
-            self._escalator.cancel()
-            await asyncio.gather(self._escalator, return_exceptions=True)
+        for task in (self._escalator, self._prompts_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _escalate_forever(self, interval: float = ESCALATION_INTERVAL) -> None:
         while True:
@@ -126,7 +140,7 @@ class ScreeningService:
         screening = self.settings.screening_for(campaign)
         if arrival.number is None or not screening.enabled:
             return arrival, screening, None
-        caller = signaling.caller_number if signaling.caller_number and signaling.caller_number.isdigit() else None
+        caller = caller_digits(signaling)
         facts = self.screens.facts(call_id, caller, charge=charge_number(signaling), name=signaling.caller_name,
                                    anonymous=signaling.anonymous, campaign=campaign_name, now=now,
                                    rate_window=screening.rate_window, short_window=screening.short_window,
@@ -146,13 +160,13 @@ class ScreeningService:
         return Screened(arrival, verdict, screening)
 
     async def quarantine(self, signaling: Signaling, state: str, call_id: str) -> None:
-        caller = signaling.caller_number if signaling.caller_number and signaling.caller_number.isdigit() else None
+        caller = caller_digits(signaling)
         await self.store.run(self.screens.quarantine, caller, signaling.dialed_number, state, call_id, utcnow())
 
     async def block(self, caller: str | None, *, seconds: int, reason: str, source: str,
                     campaign: str | None = None) -> dict[str, Any] | None:
         """Block a caller for a time (a failed challenge, a fax dialer), on top of any list an operator keeps."""
-        if not caller or not caller.isdigit():
+        if not caller or not (caller.isascii() and caller.isdigit()):
             return None
         until = format_time(datetime.now(timezone.utc) + timedelta(seconds=seconds))
         return await self.store.run(self.screens.add_rule, "block", "number", caller, campaign=campaign,

@@ -13,7 +13,7 @@ charge or Diversion number that is the caller number is not reported again).
 | caller_number_not_numeric | 20 | a caller number with no digits that is none of the words above |
 | pai_absent | 0 | no P-Asserted-Identity (note only: many trunks never send it) |
 | pai_number_invalid | 20 | the P-Asserted-Identity number is not a valid number (unless it is the caller number) |
-| pai_mismatch | 15 | the caller number is not the P-Asserted-Identity number (spoofing hint; call centres and PBXs do it too) |
+| pai_mismatch | 15 | the caller number is not the P-Asserted-Identity number (spoofing hint; PBXs do it too) |
 | caller_is_called_number | 30 | the caller number is the number dialled ("calls from your own number") |
 | caller_shares_called_prefix | 10 | same NPA-NXX as the number dialled, but a different line ("neighbour spoofing") |
 | caller_name_missing | 5 | no caller name (C7: an unknown name raises the likelihood) |

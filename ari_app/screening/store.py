@@ -101,7 +101,7 @@ class ScreeningStore:
                             " ORDER BY campaign IS NULL, id LIMIT 1", base + params)
             if row:
                 return row
-        if caller and caller.isdigit() and len(caller) <= RANGE_WIDTH:
+        if caller and caller.isascii() and caller.isdigit() and len(caller) <= RANGE_WIDTH:
             key = padded(caller)
             for row in self.db.query(f"SELECT * FROM screen_rules WHERE kind = 'range' AND value <= ? AND list = ?"
                                      f"{scope} ORDER BY value DESC LIMIT {RANGE_PROBE}", [key] + base):

@@ -58,6 +58,7 @@ class TrackingService:
         self._tracking: TrackingStore | None = None
         self._attribution: CallAttribution | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._prompt_task: asyncio.Task[None] | None = None
         self.overflow_handouts = 0  # for /metrics
         self.leases_granted = 0
         self.extension_prompt = "extension"  # Asterisk's own word until the spoken prompt is rendered
@@ -69,17 +70,22 @@ class TrackingService:
         await self.store.run(self._tracking.sync, self.pools, self.settings.inventory, utcnow())
         self._sweeper = asyncio.create_task(self._sweep(), name="lease-sweeper")
         if any(p.mode == "extension" for p in self.pools.values()):
-            try:
-                wav = await asyncio.get_running_loop().run_in_executor(
-                    None, render_wav, EXTENSION_TEXT, self.settings.state_dir / "prompts")
-                self.extension_prompt = asterisk_sound(wav)
-            except Exception as exc:  # espeak-ng missing: the call still works with the short prompt
-                log.warning("cannot render the extension prompt (%s); using Asterisk's 'extension'", exc)
+            self._prompt_task = asyncio.create_task(self._render_prompt(), name="extension-prompt")
+
+    async def _render_prompt(self) -> None:
+        """In the background (espeak-ng takes a moment): calls use Asterisk's own word until it is ready."""
+        try:
+            wav = await asyncio.get_running_loop().run_in_executor(
+                None, render_wav, EXTENSION_TEXT, self.settings.state_dir / "prompts")
+            self.extension_prompt = asterisk_sound(wav)
+        except Exception as exc:  # espeak-ng missing: the call still works with the short prompt
+            log.warning("cannot render the extension prompt (%s); using Asterisk's 'extension'", exc)
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._prompt_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     @property
     def attribution(self) -> CallAttribution:

@@ -30,7 +30,7 @@ def test_app_killed_mid_call_and_call_ends_while_it_is_down(app: Stack) -> None:
 
 def test_app_restarted_mid_call_adopts_the_live_call(app: Stack) -> None:
     since = utc_now_iso()
-    caller = app.sipp(NUMBERS["plain"], hold_ms=6000, background=True)
+    caller = app.sipp(NUMBERS["plain"], hold_ms=10000, background=True)  # time for a restart on a loaded machine
     app.wait_call(since, NUMBERS["plain"], until=bridged)
     app.kill_app()
     app.start_app()
@@ -40,7 +40,7 @@ def test_app_restarted_mid_call_adopts_the_live_call(app: Stack) -> None:
     assert call["end_observed"] == "live", "the restarted app saw the hang-up itself"
     assert call["hangup_side"] == "caller"
     assert "adopted" in [e["kind"] for e in call["events"]]
-    assert call["talk_seconds"] > 5
+    assert call["talk_seconds"] > 9
 
 def test_calls_while_app_is_down_get_congestion_and_are_recorded(app: Stack) -> None:
     since = utc_now_iso()
