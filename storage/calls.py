@@ -43,6 +43,7 @@ class NewCall:
 @dataclass
 class CallFilter:
     campaign: str | None = None
+    campaigns: tuple[str, ...] | None = None  # only these campaigns' calls (a publisher token); None: no limit
     number: str | None = None  # dialed (tracking) number or caller number
     disposition: str | None = None
     test: bool | None = None  # True: only test calls, False: only real calls (reports), None: both
@@ -277,6 +278,9 @@ class CallStore:
         if f.campaign:
             where.append("campaign = ?")
             params.append(f.campaign)
+        if f.campaigns is not None:  # an empty tuple sees nothing (never every call)
+            where.append(f"campaign IN ({', '.join('?' * len(f.campaigns))})" if f.campaigns else "0")
+            params += list(f.campaigns)
         if f.number:
             where.append("(dialed_number = ? OR caller_number = ?)")
             params += [f.number, f.number]

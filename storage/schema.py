@@ -327,4 +327,37 @@ CREATE TABLE call_openings (
 CREATE INDEX call_openings_at ON call_openings (at);
 CREATE UNIQUE INDEX signatures_call ON signatures (call_id);
 """),
+    (7, "API tokens with roles (admin, read_only, publisher), stored as SHA-256; the audit log of changes", """
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'read_only', 'publisher')),
+    publisher TEXT,
+    campaigns TEXT,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT,
+    role TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER,
+    target TEXT,
+    details TEXT,
+    remote TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at, id);
+CREATE INDEX audit_log_actor ON audit_log (actor, id);
+"""),
+    (8, "pool lease lookups: the oldest lease and the least active one without reading every leased row", """
+CREATE INDEX tracking_numbers_leased_at ON tracking_numbers (pool, leased_at) WHERE state = 'leased';
+CREATE INDEX tracking_numbers_reassign ON tracking_numbers (pool, lease_calls, last_activity_at, number)
+    WHERE state = 'leased';
+CREATE INDEX tracking_numbers_inventory ON tracking_numbers (state_changed_at, number) WHERE state = 'inventory';
+"""),
 ]

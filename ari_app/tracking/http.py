@@ -25,6 +25,7 @@ from storage.db import utcnow
 STATIC = Path(__file__).parent / "static"
 SAMPLES = Path(__file__).resolve().parents[2] / "web" / "sample"
 MAX_BODY = 8 * 1024
+CONTROL_RE = re.compile(r"[\x00-\x1f]")
 URL_RE = re.compile(r"^https?://[^\s]{1,2040}$")
 TOKEN_RE = re.compile(r"^s_[A-Za-z0-9_-]{20,64}$")
 POOL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -73,7 +74,7 @@ def _text(body: dict[str, Any], name: str, limit: int, pattern: re.Pattern[str] 
     value = body.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not isinstance(value, str) or len(value) > limit or CONTROL_RE.search(value):
         raise BadRequest(f"{name}: expected text of at most {limit} characters")
     if pattern is not None and not pattern.match(value):
         raise BadRequest(f"{name}: invalid value")

@@ -243,32 +243,36 @@ class TrackingStore:
         """Assignment in the seed's order: same context, idle, grow from inventory, least active old lease,
         overflow."""
         self._end_cooldowns(pool, now)
-        row = self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND state = ? AND lease_key = ?",
-                                [pool.name, LEASED, key]).fetchone()
+        row = self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND state = 'leased'"
+                                " AND lease_key = ?", [pool.name, key]).fetchone()
         if row:
             self.conn.execute("UPDATE tracking_numbers SET last_activity_at = ?, session_id = ? WHERE number = ?",
                               [now, session_id, row[0]])
             return row[0], "renewed" if key == "s:" + session_id else "same_context"
-        row = self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND role = 'pool' AND state = ?"
-                                " AND active = 1 ORDER BY state_changed_at, number LIMIT 1", [pool.name, IDLE]).fetchone()
+        row = self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND role = 'pool' AND state = 'idle'"
+                                " AND active = 1 ORDER BY state_changed_at, number LIMIT 1", [pool.name]).fetchone()
         if row:
             self._take(row[0], IDLE, pool, session_id, key, now, "leased to a visitor")
             return row[0], "idle"
-        size = self.conn.execute("SELECT COUNT(*) FROM tracking_numbers WHERE pool = ? AND role = 'pool'"
-                                 " AND state IN (?, ?, ?)", [pool.name, IDLE, LEASED, COOLDOWN]).fetchone()[0]
+        # (states are literals, not parameters, in these queries: SQLite then uses the partial indexes on state
+        # without re-planning each statement)
+        size = self.conn.execute("SELECT COUNT(*) FROM tracking_numbers WHERE pool = ?"
+                                 " AND state IN ('idle', 'leased', 'cooldown')", [pool.name]).fetchone()[0]
         if size < pool.max_size:
-            row = self.conn.execute("SELECT number FROM tracking_numbers WHERE state = ? AND active = 1"
-                                    " ORDER BY state_changed_at, number LIMIT 1", [INVENTORY]).fetchone()
+            row = self.conn.execute("SELECT number FROM tracking_numbers WHERE state = 'inventory' AND active = 1"
+                                    " ORDER BY state_changed_at, number LIMIT 1").fetchone()
             if row:
                 self.conn.execute("UPDATE tracking_numbers SET pool = ?, campaign = ?, role = 'pool' WHERE number = ?",
                                   [pool.name, pool.campaign, row[0]])
                 self._take(row[0], INVENTORY, pool, session_id, key, now,
                            f"pool grew from the inventory to {size + 1} of {pool.max_size}")
                 return row[0], "grown"
-        row = self.conn.execute(
-            "SELECT number, session_id FROM tracking_numbers WHERE pool = ? AND state = ? AND leased_at <= ?"
-            " ORDER BY lease_calls, last_activity_at, number LIMIT 1",
-            [pool.name, LEASED, _shift(now, -pool.min_lease)]).fetchone()
+        cutoff = _shift(now, -pool.min_lease)
+        oldest = self.conn.execute("SELECT MIN(leased_at) FROM tracking_numbers WHERE pool = ? AND state = 'leased'",
+                                   [pool.name]).fetchone()[0]
+        row = None if oldest is None or oldest > cutoff else self.conn.execute(
+            "SELECT number, session_id FROM tracking_numbers WHERE pool = ? AND state = 'leased' AND +leased_at <= ?"
+            " ORDER BY lease_calls, last_activity_at, number LIMIT 1", [pool.name, cutoff]).fetchone()
         if row:
             self._take(row[0], LEASED, pool, session_id, key, now,
                        f"reassigned from session {row[1]}: the least active lease older than {pool.min_lease} s")
@@ -286,8 +290,8 @@ class TrackingStore:
         self._log(number, from_state, LEASED, pool.name, session_id, now, reason)
 
     def _end_cooldowns(self, pool: Pool, now: str) -> None:
-        for (number,) in self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND state = ?"
-                                           " AND cooldown_until <= ?", [pool.name, COOLDOWN, now]).fetchall():
+        for (number,) in self.conn.execute("SELECT number FROM tracking_numbers WHERE pool = ? AND state = 'cooldown'"
+                                           " AND cooldown_until <= ?", [pool.name, now]).fetchall():
             self.conn.execute("UPDATE tracking_numbers SET state = ?, state_changed_at = ?, cooldown_until = NULL"
                               " WHERE number = ?", [IDLE, now, number])
             self._log(number, COOLDOWN, IDLE, pool.name, None, now, "cool-down over")
