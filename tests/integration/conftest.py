@@ -302,21 +302,13 @@ class Stack:
 
     # --- the API ------------------------------------------------------------------------------------------
 
-    def api(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
-
-    def post(self, path: str, body: dict[str, Any], *, origin: str | None = None,
-             token: str | None = None) -> tuple[int, Any]:
-        """A JSON POST to the admin server (the public /t/v1 endpoints need no token)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method="POST",
-                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                token: str | None = ADMIN_TOKEN, origin: str | None = None) -> tuple[int, Any]:
+        """A request to the admin server: (status, the JSON answer or None)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
         if origin:
             request.add_header("Origin", origin)
         if token:
@@ -328,15 +320,16 @@ class Stack:
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
 
+    def api(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+        return self.request("GET", path, token=token)
+
+    def post(self, path: str, body: dict[str, Any], *, origin: str | None = None,
+             token: str | None = None) -> tuple[int, Any]:
+        """A JSON POST (the public /t/v1 endpoints need no token)."""
+        return self.request("POST", path, body, token=token, origin=origin)
+
     def delete(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method="DELETE")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
+        return self.request("DELETE", path, token=token)
 
     def calls_since(self, since: str, number: str) -> list[dict[str, Any]]:
         status, body = self.api(f"/api/v1/calls?number={number}&since={since}")

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -65,7 +65,7 @@ def test_blocked_callers_are_refused_before_answer_with_the_configured_code(app:
         call = app.wait_call(since, caller)
         assert (call["disposition"], call["answered_at"], call["spam"], call["score1"]) == ("rejected", None, 1, 100)
         assert screening(call)["rule"]["id"] == matched["id"] and "block rule" in call["decision_reasons"][0]
-    status, listed = app.api(f"/api/v1/screening/rules?kind=prefix&value=1312624009")
+    status, listed = app.api("/api/v1/screening/rules?kind=prefix&value=1312624009")
     assert status == 200 and listed["rules"][0]["hits"] == 1
 
 
@@ -106,6 +106,36 @@ def test_a_burst_from_one_number_trips_the_rate_rule_and_meets_the_challenge(app
     assert sixth["disposition"] == "completed" and factors(sixth) == {"allow_list"}
 
 
+def call_as_a_person(app: Stack, number: str, caller: str, since: str, tmp_path: Path, hold: float,
+                     answer: Callable[[dict[str, Any]], str | None]) -> dict[str, Any]:
+    """A softphone that speaks and presses what ``answer`` reads from the call's record (e.g. the digit a
+    challenge asked for) once it has something to press."""
+    digit_file = tmp_path / "digit"
+
+    async def run() -> dict[str, Any]:
+        phone = asyncio.create_task(run_softphone(
+            call=f"sip:{number}@127.0.0.1:{app.sip_port}", caller_id=caller,
+            play=str(speech_wav(tmp_path / "speech.wav")), play_loop=True, dtmf_file=str(digit_file), hold=hold,
+            timeout=hold + 25))
+        deadline = time.monotonic() + hold + 10
+        while time.monotonic() < deadline and not digit_file.exists() and not phone.done():
+            await asyncio.sleep(0.3)
+            calls = await asyncio.to_thread(app.calls_since, since, caller)
+            if calls:
+                _, call = await asyncio.to_thread(app.api, f"/api/v1/calls/{calls[0]['id']}")
+                if (digits := answer(call)) is not None:
+                    digit_file.write_text(digits)
+        return await phone
+
+    return asyncio.run(run())
+
+
+def asked_digit(call: dict[str, Any]) -> str | None:
+    """The person listens to the challenge and presses the digit asked for."""
+    asked = [e["data"]["expected"] for e in call["events"] if e["kind"] == "challenge_prompt"]
+    return asked[-1] if asked else None
+
+
 def speech_wav(path: Path) -> Path:
     voice = espeak("Hello? Hi, I am calling about the plumbing job you quoted me last week.", 8000, voice="en-us")
     write_wav(path, np.concatenate([voice, np.zeros(4000), voice]), 8000)
@@ -126,26 +156,8 @@ def test_a_quarantined_caller_is_challenged_later_and_a_person_gets_through(app:
     status, lease = app.post("/t/v1/sessions", {"pool": "screen-pool", "key": POOL_SITE_KEY,
                                                 "page": "https://www.acme-plumbing.example/"})
     assert status == 200 and lease["number"] == "+" + NUMBERS["screen_pool"], lease
-    digit_file = tmp_path / "digit"
     second_since = fresh_since()
-
-    async def person() -> dict[str, Any]:
-        phone = asyncio.create_task(run_softphone(
-            call=f"sip:{NUMBERS['screen_pool']}@127.0.0.1:{app.sip_port}", caller_id=caller,
-            play=str(speech_wav(tmp_path / "speech.wav")), play_loop=True, dtmf_file=str(digit_file), hold=20,
-            timeout=45))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not digit_file.exists():
-            await asyncio.sleep(0.3)
-            calls = await asyncio.to_thread(app.calls_since, second_since, caller)
-            if calls:
-                _, call = await asyncio.to_thread(app.api, f"/api/v1/calls/{calls[0]['id']}")
-                asked = [e["data"]["expected"] for e in call["events"] if e["kind"] == "challenge_prompt"]
-                if asked:
-                    digit_file.write_text(asked[-1])  # the person listens and presses the digit asked for
-        return await phone
-
-    result = asyncio.run(person())
+    result = call_as_a_person(app, NUMBERS["screen_pool"], caller, second_since, tmp_path, 20, asked_digit)
     assert result["answered"], result
     call = app.wait_call(second_since, caller, timeout=30)
     assert call["candidate"] == 1 and "quarantined" in factors(call)
@@ -183,25 +195,9 @@ def test_a_blocked_caller_who_speaks_can_press_1_to_get_through(app: Stack, tmp_
     person, robot = "13126248120", "13126248231"
     for caller in (person, robot):
         add_rule(app, kind="number", value=caller, campaign="screened-vc", reason="reported as spam")
-    digit_file = tmp_path / "digit"
     since = fresh_since()
-
-    async def call_as_person() -> dict[str, Any]:
-        phone = asyncio.create_task(run_softphone(
-            call=f"sip:{NUMBERS['voice_check']}@127.0.0.1:{app.sip_port}", caller_id=person,
-            play=str(speech_wav(tmp_path / "speech.wav")), play_loop=True, dtmf_file=str(digit_file), hold=12,
-            timeout=40))
-        deadline = time.monotonic() + 25
-        while time.monotonic() < deadline and not digit_file.exists():
-            await asyncio.sleep(0.3)
-            calls = await asyncio.to_thread(app.calls_since, since, person)
-            if calls:
-                _, call = await asyncio.to_thread(app.api, f"/api/v1/calls/{calls[0]['id']}")
-                if any(e["kind"] == "voice_heard" for e in call["events"]):
-                    digit_file.write_text("1")
-        return await phone
-
-    assert asyncio.run(call_as_person())["answered"]
+    voice_heard = lambda call: "1" if any(e["kind"] == "voice_heard" for e in call["events"]) else None  # noqa: E731
+    assert call_as_a_person(app, NUMBERS["voice_check"], person, since, tmp_path, 12, voice_heard)["answered"]
     through = app.wait_call(since, person, timeout=30)
     assert through["bridged_at"] and through["disposition"] == "completed" and through["spam"] == 0
     assert [e["data"]["through"] for e in through["events"] if e["kind"] == "voice_check"] == [True]
