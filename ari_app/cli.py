@@ -11,6 +11,7 @@ from pathlib import Path
 from ari_app.admin.tokens_cli import add_tokens_parser
 from ari_app.config import load_settings
 from ari_app.logging_setup import configure_logging
+from ari_app.testcall.cli import add_test_call_parser
 from ari_app.yaml_located import ConfigError
 
 DEFAULT_CONFIG = Path("config/ringpool.yaml")
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     remove = acc_sub.add_parser("remove", help="remove a test account created with add or the API")
     remove.add_argument("username")
     add_tokens_parser(sub)  # ringpool tokens create|list|revoke (ari_app/admin/tokens_cli.py)
+    add_test_call_parser(sub)  # ringpool test-call NUMBER (ari_app/testcall/cli.py)
     args = parser.parse_args(argv)
     # validated here, not with choices=, so a bad RINGPOOL_LOG_FORMAT is refused too
     if args.log_format not in ("text", "json"):
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from ari_app.accounts.cli import accounts_command
 
         return accounts_command(settings, args)
+    if args.command == "test-call":
+        from ari_app.testcall.cli import test_call_command
+
+        return test_call_command(settings, args)
     if args.command == "tokens":
         from ari_app.admin.tokens_cli import tokens_command
 
