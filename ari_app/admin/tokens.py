@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ari_app.admin import openapi
-from storage.db import utcnow
+from storage.db import parse_time, utcnow
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -172,8 +172,6 @@ def find_token(db: "sqlite_utils.Database", token_hash: str) -> Principal | None
 
 
 def _older_than(earlier: str, now: str, seconds: float) -> bool:
-    from storage.db import parse_time
-
     try:
         return (parse_time(now) - parse_time(earlier)).total_seconds() >= seconds
     except ValueError:
