@@ -20,7 +20,7 @@ def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str
     if not shutil.which("espeak-ng") or not shutil.which("sox"):
         raise RuntimeError("espeak-ng and sox are needed to render prompts (scripts/install-system-deps.sh)")
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{voice}|{speed}|{rate}|{text}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{voice}|{speed}|{rate}|{text}|R".encode()).hexdigest()[:16]  # R: repeatable dither
     out = folder / f"{key}.wav"
     if not out.exists():
         with tempfile.TemporaryDirectory() as td:
@@ -28,7 +28,7 @@ def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str
             subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                            check=True, capture_output=True, timeout=60)
             tmp = Path(td) / "out.wav"
-            subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
+            subprocess.run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
                            check=True, capture_output=True, timeout=60)
             shutil.move(str(tmp), out)  # whole file or nothing: a crash never leaves half a prompt
     return out

@@ -71,8 +71,8 @@ class Signatures:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.sql = SignatureStore(self.store.db)
-        for signature_id, data in await self.store.run(self.sql.all):
-            self.index.add(signature_id, Fingerprint.from_bytes(data))
+        rows = [(signature_id, Fingerprint.from_bytes(data)) for signature_id, data in await self.store.run(self.sql.all)]
+        self.index = await self._loop.run_in_executor(None, SignatureIndex, rows)  # a bulk build takes seconds
         log.info("announcement signatures: %d loaded", len(self.index))
 
     async def check_opening(self, call_id: str, samples: np.ndarray, rate: int) -> dict[str, Any] | None:
@@ -85,7 +85,7 @@ class Signatures:
         match = await loop.run_in_executor(None, self.index.best_match, fp, MATCH_THRESHOLD)
         learned = await self.store.run(self.sql.keep_opening, call_id, fp.to_bytes(), utcnow())
         if learned is not None:
-            self.index.add(learned[0], fp)
+            await loop.run_in_executor(None, self.index.add, learned[0], fp)  # the index locks itself
         if match is None:
             return None
         signature_id, score = match
@@ -98,4 +98,4 @@ class Signatures:
         learned = self.sql.learn(call_id, utcnow())
         if learned is not None:
             signature_id, data = learned
-            self._loop.call_soon_threadsafe(self.index.add, signature_id, Fingerprint.from_bytes(data))
+            self.index.add(signature_id, Fingerprint.from_bytes(data))  # thread-safe; here on the storage thread
