@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration deps system-deps asterisk venv call bench bench-leases check-config clean
+.PHONY: run test unit integration deps system-deps asterisk venv call bench bench-leases bench-screening check-config clean
 
 run: deps
 	@bash scripts/run.sh
@@ -43,8 +43,12 @@ bench: deps
 bench-leases: venv
 	$(BIN)/python bench/leases.py
 
+bench-screening: venv
+	$(BIN)/python bench/screening.py
+
 check-config: venv
 	$(BIN)/python -m ari_app --config $(or $(CONFIG),config/ringpool.yaml) check-config
 
 clean:
 	rm -rf $(VENV) var *.egg-info
+screening-accuracy: deps ; $(BIN)/python -m tests.scenarios.run_screening

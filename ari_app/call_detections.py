@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable
 
 from ari_app.media.interpret import Detection
+from detectors.dtmf import DialAnalyzer, DTMFConfig
 from detectors.events import Event
 from storage.async_store import AsyncCallStore
 from storage.db import utcnow
@@ -21,7 +22,7 @@ class CallDetections:
         self.items: list[Detection] = []
         self._wake = wake  # lets the call's flow re-check what it waits for
         self._watchers: list[asyncio.Queue[Detection]] = []
-        self._last_dtmf_end: dict[str, float] = {}
+        self._dialling: dict[str, DialAnalyzer] = {}  # per leg: RFC 4733 digits through the machine analysis
 
     def watch(self) -> "asyncio.Queue[Detection]":
         """A queue receiving every later detection of this call."""
@@ -47,15 +48,15 @@ class CallDetections:
             self.add(Detection(d.leg, d.source, d.kind, round((d.start or 0.0) + offset, 3), d.duration, d.details))
 
     def rfc4733(self, event: dict[str, Any], leg: str) -> None:
-        """A digit Asterisk received out of band (ChannelDtmfReceived arrives at the digit's end)."""
+        """A digit Asterisk received out of band (ChannelDtmfReceived arrives at the digit's end). The same
+        machine-dialling analysis as in-band digits applies (tight gaps, short tones, regular timing, A-D)."""
         duration = max(0.0, float(event.get("duration_ms") or 0) / 1000)
         end = round(time.monotonic() - self.started, 3)
         start = round(end - duration, 3)
-        previous = self._last_dtmf_end.get(leg)
-        self._last_dtmf_end[leg] = end
-        self.add(Detection(leg=leg, source="rfc4733", kind="dtmf", start=start, duration=duration,
-                           details={"digit": str(event.get("digit", ""))[:1],
-                                    "gap_s": round(start - previous, 3) if previous is not None else None}))
+        analyzer = self._dialling.setdefault(leg, DialAnalyzer(DTMFConfig()))
+        for found in analyzer.add(str(event.get("digit", ""))[:1], start, duration, {}):
+            self.add(Detection(leg=leg, source="rfc4733", kind=found.kind, start=found.start,
+                               duration=found.duration, details=found.details))
 
     def since(self, index: int, kind: str, leg: str) -> Detection | None:
         return next((d for d in self.items[index:] if d.kind == kind and d.leg == leg), None)

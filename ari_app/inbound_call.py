@@ -110,6 +110,7 @@ class InboundCall:
         self.answered_mono: float | None = None
         self.challenge_failed = False
         self.agent_digits = ""
+        self.listening_since: float | None = None  # when the caller's audio started reaching the detectors
         self.spam_reason: str | None = None  # the first reason this call was found to be spam
         self.announcement: dict[str, Any] | None = None  # the spam announcement the opening matched
         self.background: set[asyncio.Task[None]] = set()  # work for this call that must not be collected
@@ -188,8 +189,10 @@ class InboundCall:
         self.tap = self._new_tap(f"{self.id}-tap", self.inbound, "caller")
         if not await self._start_tap(self.tap):
             self.tap = None
-        elif self.ctx.screening is not None and self.screen_settings is not None and self.screen_settings.enabled:
-            self.tap.record_opening(OPENING_SECONDS, self._on_opening)
+        else:
+            self.listening_since = time.monotonic()
+            if self.ctx.screening is not None and self.screen_settings is not None and self.screen_settings.enabled:
+                self.tap.record_opening(OPENING_SECONDS, self._on_opening)
 
     def _on_opening(self, samples: Any) -> None:
         """The caller's first seconds: compared with the openings of spam calls (announcement signatures)."""
@@ -764,7 +767,8 @@ class InboundCall:
         now = time.monotonic()
         result = score2(self.detections.items, settings, answered=True, total_seconds=now - self.arrived_mono,
                         hangup_side=side, seconds_after_answer=now - self.answered_mono if self.answered_mono else None,
-                        challenge_failed=self.challenge_failed, announcement=self.announcement)
+                        challenge_failed=self.challenge_failed, announcement=self.announcement,
+                        listened_seconds=now - self.listening_since if self.listening_since else None)
         record = self.verdict.record()["screening"] | {"score2_factors": [asdict(f) for f in result.factors]}
         fields: dict[str, Any] = {"score2": result.score, "screening": record}
         self._write(call=fields)

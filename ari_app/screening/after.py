@@ -21,8 +21,9 @@ LONG_CALL = 60.0  # seconds: a long bridged call with a voice on it is not dropp
 WEIGHTS = {
     "fax_tone": 70, "modem_tone": 70, "no_speech": 25, "machine_dtmf": 30, "dtmf_abcd": 30,
     "network_tone": 30, "very_short": 15, "caller_hung_up_at_once": 10, "challenge_failed": 60,
-    "announcement_match": 60,
+    "announcement_match": 60, "silent_caller": 60,
 }
+SILENT_AFTER = 6.0  # seconds listened to an answered caller without a voice or a sound: a silent dialer
 
 
 class DetectionLike(Protocol):
@@ -52,7 +53,7 @@ def keep_despite_tone(detections: Iterable[DetectionLike], bridged_seconds: floa
 
 def score2(detections: list[DetectionLike], settings: ScreeningSettings, *, answered: bool, total_seconds: float,
            hangup_side: str | None, seconds_after_answer: float | None, challenge_failed: bool,
-           announcement: dict[str, Any] | None = None) -> Score2:
+           announcement: dict[str, Any] | None = None, listened_seconds: float | None = None) -> Score2:
     caller = [d for d in detections if d.leg == "caller"]
     found: list[Finding] = []
     tone = dialer_tone(caller)
@@ -60,7 +61,11 @@ def score2(detections: list[DetectionLike], settings: ScreeningSettings, *, answ
         factor = "modem_tone" if tone.kind == kinds.ANSWER_TONE and \
             tone.details.get("variant") not in FAX_ANSWER_VARIANTS else "fax_tone"
         found.append(Finding(factor, WEIGHTS[factor], f"{tone.kind.replace('_', ' ')} from the caller"))
-    if any(d.kind == kinds.NO_SPEECH for d in caller):
+    if listened_seconds is not None and listened_seconds >= SILENT_AFTER and tone is None \
+            and not any(d.kind in VOICE for d in caller):
+        found.append(Finding("silent_caller", WEIGHTS["silent_caller"],
+                             f"not a word or a sound from the caller in {listened_seconds:.0f} s of listening"))
+    elif any(d.kind == kinds.NO_SPEECH for d in caller):
         found.append(Finding("no_speech", WEIGHTS["no_speech"], "no speech from the caller after the prompt"))
     if any(d.kind == kinds.DTMF_MACHINE for d in caller):
         found.append(Finding("machine_dtmf", WEIGHTS["machine_dtmf"], "touch tones dialled like a machine"))

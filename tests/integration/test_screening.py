@@ -212,8 +212,9 @@ def test_a_blocked_caller_who_speaks_can_press_1_to_get_through(app: Stack, tmp_
 def test_a_spam_announcement_is_recognised_on_the_next_call(app: Stack, tmp_path: Path) -> None:
     """A robocall marked spam by an operator teaches its opening; the same recording from another number is
     flagged spam by its opening alone."""
-    text = ("This is an important message about your car's extended warranty. Press one now to speak with an agent "
-            "before your coverage expires.")
+    # (a text of its own: the labelled scenario set, which may run first on the same stack, teaches others)
+    text = ("Congratulations! You have been selected for a complimentary cruise to the Bahamas. Stay on the line to "
+            "claim your tickets before midnight tonight.")
     voice = espeak(text, 8000, voice="en-us")
     first_wav, second_wav = tmp_path / "robo1.wav", tmp_path / "robo2.wav"
     write_wav(first_wav, np.concatenate([np.zeros(2400), voice]), 8000)

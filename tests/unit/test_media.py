@@ -91,3 +91,22 @@ def test_detections_fold_into_the_call_record(tmp_path) -> None:
                             flags={"disposition; DROP TABLE calls": 1}, appends={}, values={})
     with pytest.raises(ValueError):
         store.apply("c1", call={"no_such_column": 1})
+
+
+def test_rfc4733_digits_get_the_machine_dialling_analysis() -> None:
+    """Out-of-band digits blasted with 40 ms gaps are machine dialling, like in-band ones."""
+    import time as clock
+
+    from ari_app.call_detections import CallDetections
+
+    class Store:
+        def submit(self, *args, **kwargs):  # the detections' writes are not the point here
+            return None
+
+    detections = CallDetections(Store(), "c1", wake=lambda: None)  # type: ignore[arg-type]
+    start = clock.monotonic()
+    for i, digit in enumerate("4712"):
+        detections.started = start - (i * 0.2 + 0.16)  # each digit ends 200 ms after the previous one
+        detections.rfc4733({"digit": digit, "duration_ms": 160}, "caller")
+    kinds = [d.kind for d in detections.items]
+    assert kinds.count("dtmf") == 4 and "dtmf_machine" in kinds

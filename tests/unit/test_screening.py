@@ -217,3 +217,15 @@ def test_escalation_steps_up_on_short_or_spam_calls_and_back_down(tmp_path: Path
     yellow = assess(signaling(), Facts(calls_in_window=9), ScreeningSettings(rate_calls=3), number_state="active",
                     returning=False, now=MONDAY_NOON, level=3)
     assert yellow.action == "refuse"
+
+
+def test_a_silent_caller_is_spam_after_long_enough_listening() -> None:
+    settings = ScreeningSettings()
+    silent = score2([D("caller", "silence")], settings, answered=True, total_seconds=20, hangup_side="caller",
+                    seconds_after_answer=19, challenge_failed=False, listened_seconds=18)
+    assert [f.factor for f in silent.factors] == ["silent_caller"] and silent.spam(settings)
+    brief = score2([], settings, answered=True, total_seconds=5, hangup_side="caller", seconds_after_answer=4,
+                   challenge_failed=False, listened_seconds=4)
+    talker = score2([D("caller", "speech_start")], settings, answered=True, total_seconds=20, hangup_side="caller",
+                    seconds_after_answer=19, challenge_failed=False, listened_seconds=18)
+    assert not brief.spam(settings) and talker.score == 0
