@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_content as _err
 from ari_app.admin.tokens import CONFIG_ADMIN, Principal, TokenRegistry
 from storage.db import stored_time, utcnow
 
@@ -310,14 +311,6 @@ def add_audit_routes(app: web.Application, store: "AsyncCallStore | None") -> No
 
     app.router.add_get("/api/v1/audit", read)
     openapi.add_paths(app, AUDIT_PATHS, schemas=AUDIT_SCHEMAS)
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:

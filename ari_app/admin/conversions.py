@@ -5,7 +5,6 @@ and the offline-conversion file ad platforms import. Each change goes to the web
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from datetime import datetime, timezone
@@ -14,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_response as _error
 from ari_app.outbox.export import conversions_for_export, write_csv
 from storage.async_store import AsyncCallStore
 from storage.db import stored_time
@@ -21,19 +21,6 @@ from storage.db import stored_time
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 CONVERSION_KEYS = {"name", "value", "currency", "at"}
 
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError("body: not JSON") from None
-    if not isinstance(body, dict):
-        raise ValueError("body: expected a JSON object")
-    return body
 
 
 def _conversion(body: dict[str, Any]) -> dict[str, Any]:
@@ -71,14 +58,14 @@ def add_routes(app: web.Application, store: AsyncCallStore) -> None:
 
     async def convert(request: web.Request) -> web.Response:
         try:
-            conversion = _conversion(await _body(request))
+            conversion = _conversion(await openapi.read_json_object(request))
         except ValueError as exc:
             return _error(400, str(exc))
         return await mark(request, conversion=conversion)
 
     async def spam(request: web.Request) -> web.Response:
         try:
-            body = await _body(request)
+            body = await openapi.read_json_object(request)
             if set(body) != {"spam"} or not isinstance(body["spam"], bool):
                 raise ValueError('body: {"spam": true} or {"spam": false}')
         except ValueError as exc:
@@ -113,10 +100,6 @@ def add_routes(app: web.Application, store: AsyncCallStore) -> None:
     app.router.add_post("/api/v1/calls/{call_id}/spam", spam)
     app.router.add_get("/api/v1/conversions.csv", export)
     openapi.add_paths(app, PATHS)
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERR = {"$ref": "#/components/schemas/Error"}

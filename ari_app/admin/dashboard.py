@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_content as _err, error_response as _error
 from ari_app.admin.live import TicketBook, TooManySubscribers
 from storage import stats
 from storage.db import format_time, stored_time
@@ -50,10 +51,6 @@ DISCONNECT_POLL = 1.0  # how often an idle stream checks whether its client went
 _TICKET_RE = re.compile(r"^lt_[A-Za-z0-9_-]{20,80}$")
 _TIME_RE = re.compile(openapi.TIME_PATTERN)
 _HOURS_RE = re.compile(r"^[0-9]{1,3}$")
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
@@ -212,13 +209,6 @@ def _sse(name: str, data: dict[str, Any], *, event_id: Any = None, retry: int | 
 
 
 # --- the OpenAPI description of these routes ------------------------------------------------------------------
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:

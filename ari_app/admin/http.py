@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import error_response as _error
 from ari_app.admin.auth import add_audit_routes, allowed_campaigns, audit_middleware, auth_middleware
 from ari_app.admin.tokens import TokenRegistry
 from ari_app.admin.tokens import add_routes as add_token_routes
@@ -66,10 +67,6 @@ class AdminDeps:
     tracking: "TrackingService | None" = None  # pools: the web snippet's public endpoints and the pool views
     screening: "ScreeningService | None" = None  # block and allow lists, false-positive clearing
     live: "LiveFeed | None" = None  # call milestones for the dashboard's live stream (ari_app/admin/live.py)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 @web.middleware

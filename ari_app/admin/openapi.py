@@ -11,6 +11,8 @@ serves ``document_for(app)``, the base document plus everything contributed.
 
 from __future__ import annotations
 
+import json
+
 import copy
 from typing import Any
 
@@ -189,12 +191,34 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A response object with a JSON body: every module documenting its routes uses this."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _err(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def error_content(description: str) -> dict[str, Any]:
+    """A response object for an ``{"error": ...}`` answer."""
+    return json_content(_ref("Error"), description)
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    """The JSON error answer every handler gives: ``{"error": message}`` with a 4xx/5xx status."""
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``); ValueError with a message for the 400 otherwise.
+    Any declared charset is ignored: json.loads reads UTF-8/16/32 itself."""
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError("body: not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("body: expected a JSON object")
+    return body
+
+
+_json, _err = json_content, error_content
 
 
 _AUTH_ERRORS = {"401": _err("missing or invalid bearer token")}

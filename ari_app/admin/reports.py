@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_content as _err, error_response as _error
 from ari_app.admin.auth import allowed_campaigns
 from storage import reports
 from storage.db import stored_time
@@ -32,10 +33,6 @@ _NAME_RE = re.compile(openapi.NAME_PATTERN)
 _GROUP_ITEM = "|".join(reports.GROUPS)
 GROUP_PATTERN = f"^({_GROUP_ITEM})(,({_GROUP_ITEM})){{0,{len(reports.GROUPS) - 1}}}$"
 TZ_PATTERN = reports.TZ_RE.pattern
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _one(query: Any, name: str) -> str | None:
@@ -136,13 +133,6 @@ def add_routes(app: web.Application, deps: "AdminDeps") -> None:
 
 
 # --- the OpenAPI description of these routes ------------------------------------------------------------------
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
 
 
 def _param(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:

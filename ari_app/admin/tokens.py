@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_content as _err, error_response as _error
 from storage.db import parse_time, utcnow
 
 if TYPE_CHECKING:
@@ -243,10 +244,6 @@ class TokenRegistry:
 # --- routes -----------------------------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def add_routes(app: web.Application, registry: TokenRegistry) -> None:
     """POST/GET /api/v1/tokens and DELETE /api/v1/tokens/{name}; admin only (ari_app/admin/auth.py)."""
 
@@ -283,14 +280,6 @@ def add_routes(app: web.Application, registry: TokenRegistry) -> None:
 
 
 # --- the OpenAPI description of these routes -------------------------------------------------------------------
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
 
 
 _NS = {"type": "string", "nullable": True}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_response as _error
 from ari_app.screening.service import ScreeningService
 from ari_app.screening.store import KINDS, RANGE_WIDTH
 from storage.db import stored_time, utcnow
@@ -70,16 +70,6 @@ def _rule(body: Any) -> dict[str, Any]:
             "expires_at": expires_at, "reason": reason}
 
 
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BadRequest("body: not JSON") from None
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
 
 def add_routes(app: web.Application, service: ScreeningService) -> None:
     async def list_rules(request: web.Request) -> web.Response:
@@ -111,8 +101,8 @@ def add_routes(app: web.Application, service: ScreeningService) -> None:
 
     async def add_rule(request: web.Request) -> web.Response:
         try:
-            rule = _rule(await _json_body(request))
-        except BadRequest as exc:
+            rule = _rule(await openapi.read_json_object(request))
+        except ValueError as exc:
             return _error(400, str(exc))
         if rule["campaign"] is not None and rule["campaign"] not in service.settings.campaigns:
             return _error(400, f"campaign: no campaign named {rule['campaign']}")
@@ -129,8 +119,8 @@ def add_routes(app: web.Application, service: ScreeningService) -> None:
 
     async def clear(request: web.Request) -> web.Response:
         try:
-            body = await _json_body(request)
-            if not isinstance(body, dict) or set(body) - {"number", "allow"}:
+            body = await openapi.read_json_object(request)
+            if set(body) - {"number", "allow"}:
                 raise BadRequest('body: {"number": "15551234567", "allow": true}')
             number = body.get("number")
             if not isinstance(number, str) or not DIGITS_RE.match(number.lstrip("+")):
@@ -138,7 +128,7 @@ def add_routes(app: web.Application, service: ScreeningService) -> None:
             allow = body.get("allow", False)
             if not isinstance(allow, bool):
                 raise BadRequest("allow: true or false")
-        except BadRequest as exc:
+        except ValueError as exc:
             return _error(400, str(exc))
         result = await service.store.run(service.screens.clear, number.lstrip("+"), allow=allow, now=utcnow())
         return web.json_response({"number": number.lstrip("+"), **result})
@@ -148,10 +138,6 @@ def add_routes(app: web.Application, service: ScreeningService) -> None:
     app.router.add_delete("/api/v1/screening/rules/{rule_id}", delete_rule)
     app.router.add_post("/api/v1/screening/clear", clear)
     openapi.add_paths(app, PATHS, schemas=SCHEMAS)
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERR = {"$ref": "#/components/schemas/Error"}

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ari_app.admin import openapi
+from ari_app.admin.openapi import json_content as _json, error_content as _err
 from ari_app.tracking.model import Pool
 from ari_app.tracking.service import TrackingService
 from ari_app.tracking.store import VISIT_FIELDS, Visit
@@ -282,13 +283,6 @@ def add_admin_routes(app: web.Application, service: TrackingService) -> None:
 
 
 # --- the OpenAPI description of these routes ------------------------------------------------------------------
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
 
 
 _S = {"type": "string"}
