@@ -496,8 +496,9 @@ class InboundCall:
         self._event("playback_finished", sound=sound, completed=bool(done))
 
     async def _refuse(self, refusal: "Refusal | None", cause: int) -> None:
-        """Refuse without answering, so the caller is never charged: a SIP error, ringing that is never
-        answered, or the not-in-service tones and announcement as early media."""
+        """Refuse the call. reject, ring and announce never answer, so the caller is never charged: a SIP error,
+        ringing that is never answered, or the not-in-service tones and announcement as early media. The
+        deterrents answer: a modem answer tone, or the announcement after a long delay."""
         if refusal is None or refusal.action == "reject":
             await self._first_command(self._hangup(self.inbound, cause))
             return
@@ -515,7 +516,9 @@ class InboundCall:
                 await self._wait(lambda: True if self._caller_gone() else None, refusal.seconds)
                 if self._caller_gone():
                     raise CallerGone()
-            await self._first_command(self.ctx.rest.answer(self.inbound))
+                await self.ctx.rest.answer(self.inbound)
+            else:
+                await self._first_command(self.ctx.rest.answer(self.inbound))
             self._mark_answered()
             self._event("refusal", action=refusal.action)
             await self._play_early(ANSWER_TONE if refusal.action == "answer_tone" else "sound:ss-noservice", 10.0)
