@@ -53,6 +53,8 @@ NUMBERS = {
     "screened": "15550003001",  # campaign "screened": screening on (it is off for the other campaigns)
     "screen_pool": "15550003002",  # pool "screen-pool" of campaign "screened": one number, idle until leased
     "voice_check": "15550003003",  # campaign "screened-vc": refused callers who speak may press 1 to get through
+    "refuse_announce": "15550003004",  # campaign "screened-announce": refused with the not-in-service tones
+    "refuse_ring": "15550003005",  # campaign "screened-ring": refused callers hear ringing that is never answered
 }
 POOL_SITE_KEY = "integration-site-key-0123456789"
 WEBHOOK_SECRET = "integration-webhook-secret-0123456789"
@@ -166,6 +168,14 @@ campaigns:
     destination: desk
     numbers: ["{voice_check}"]
     screening: {{enabled: true, refuse: {{action: voice_check, seconds: 8}}}}
+  - name: screened-announce
+    destination: desk
+    numbers: ["{refuse_announce}"]
+    screening: {{enabled: true, refuse: {{action: announce, code: 404, seconds: 15}}}}
+  - name: screened-ring
+    destination: desk
+    numbers: ["{refuse_ring}"]
+    screening: {{enabled: true, refuse: {{action: ring, code: 480, seconds: 4}}}}
 screening:
   enabled: false   # the scenario tests reuse caller numbers; campaign "screened" turns it on
 inventory: ["{inventory}"]

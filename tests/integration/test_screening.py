@@ -234,3 +234,21 @@ def test_a_spam_announcement_is_recognised_on_the_next_call(app: Stack, tmp_path
     matches = [e["data"] for e in second_call["events"] if e["kind"] == "announcement_match"]
     assert matches and matches[0]["score"] >= 0.2, second_call["events"]
     assert second_call["spam"] == 1 and "announcement_match" in second_call["spam_reason"]
+
+
+@pytest.mark.parametrize("campaign, number, status, least_seconds", [
+    ("screened-announce", "refuse_announce", 404, 3.0),  # the intercept tones and "not in service", as early media
+    ("screened-ring", "refuse_ring", 480, 3.5),  # ringing for 4 s that nobody answers
+])
+def test_refusals_that_are_never_answered(app: Stack, campaign: str, number: str, status: int,
+                                          least_seconds: float) -> None:
+    caller = {"screened-announce": "13126248342", "screened-ring": "13126248453"}[campaign]
+    add_rule(app, kind="number", value=caller, campaign=campaign, reason="known robocaller")
+    since = fresh_since()
+    result = softphone(app, NUMBERS[number], caller, hold=1, timeout=30)
+    assert result["final_status"] == status and not result["answered"], result
+    assert result["elapsed"] >= least_seconds  # the caller was kept listening, without being charged
+    call = app.wait_call(since, caller)
+    assert call["answered_at"] is None and call["disposition"] == "rejected" and call["spam"] == 1
+    action = campaign.split("-")[1]
+    assert [e["data"]["action"] for e in call["events"] if e["kind"] == "refusal"] == [action]
