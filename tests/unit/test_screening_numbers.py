@@ -364,7 +364,8 @@ SIGNALING_CASES = [
     ("pai national form", {"p_asserted_identity": "<sip:2024181440@carrier.example;user=phone>"}, set()),
     ("pai second value", {"p_asserted_identity": "<sip:+13122354000@c.example>, <tel:+12024181440>"}, set()),
     ("pai international", {"caller_number": "442079460958", "p_asserted_identity": "<tel:+44-20-7946-0958>"}, set()),
-    ("pai invalid", {"p_asserted_identity": "<sip:+19115550000@carrier.example>"}, {"pai_number_invalid", "pai_mismatch"}),
+    ("pai invalid", {"p_asserted_identity": "<sip:+19115550000@carrier.example>"},
+     {"pai_number_invalid", "pai_mismatch"}),
     ("pai invalid = caller", {"caller_number": "15557770101", "p_asserted_identity": "<sip:+15557770101@c.example>"},
      set()),  # number_findings already judges the caller number
     ("pai anonymous uri", {"caller_number": "anonymous", "caller_name": None,
