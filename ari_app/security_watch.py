@@ -52,17 +52,20 @@ def remote_ip(address: str | None) -> str | None:
 
 
 class FailureCounter:
-    """Failures per address in a sliding window of ``window`` seconds."""
+    """Failures per address in a sliding window of ``window`` seconds. One failed attempt counts once, however
+    many security events it produces: Asterisk can log the same failure twice, and a retransmitted REGISTER
+    fails again under the same SessionID."""
 
     def __init__(self, max_failures: int, window: float) -> None:
         self.max_failures, self.window = max_failures, window
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
+        self._seen: dict[str, deque[tuple[float, str | None]]] = defaultdict(deque)
 
-    def add(self, address: str, now: float) -> int:
+    def add(self, address: str, now: float, attempt: str | None = None) -> int:
         seen = self._seen[address]
-        seen.append(now)
-        while seen and seen[0] <= now - self.window:
+        while seen and seen[0][0] <= now - self.window:
             seen.popleft()
+        if attempt is None or all(key != attempt for _, key in seen):
+            seen.append((now, attempt))
         return len(seen)
 
     def reset(self, address: str) -> None:
@@ -162,7 +165,7 @@ class SecurityWatch:
                                          service=fields.get("Service"), details=details)
         if event not in COUNTED or address is None:
             return
-        failures = self.counter.add(address, now)
+        failures = self.counter.add(address, now, fields.get("SessionID") or None)
         log.warning("SIP %s from %s (account %r): %d in the last %d s", event, address, account, failures,
                     self.settings.security.window)
         if failures < self.settings.security.max_failures:

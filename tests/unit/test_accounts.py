@@ -283,10 +283,12 @@ async def test_security_watch_counts_bans_and_spares_trunks(api: tuple[TestClien
     client, manager, reloads = api
     watch = SecurityWatch(manager.settings, manager, path=Path("/nonexistent"))
 
-    def line(event: str, address: str, account: str = "alice") -> str:
+    attempts = iter(range(1000))
+
+    def line(event: str, address: str, account: str = "alice") -> str:  # each line its own attempt (SessionID)
         return (f'[2026-01-01 00:00:00.000] SECURITY[1] res_security_log.c: SecurityEvent="{event}",'
                 f'EventTV="2026-01-01T00:00:00.000+0000",Severity="Error",Service="PJSIP",EventVersion="1",'
-                f'AccountID="{account}",SessionID="x",LocalAddress="IPV4/UDP/127.0.0.1/5060",'
+                f'AccountID="{account}",SessionID="s{next(attempts)}",LocalAddress="IPV4/UDP/127.0.0.1/5060",'
                 f'RemoteAddress="IPV4/UDP/{address}/5062",Challenge="c",Response="r",ExpectedResponse=""')
 
     await watch.handle_line(line("ChallengeSent", "192.0.2.9"), 0.0)  # not a failure: not even stored
@@ -322,4 +324,8 @@ def test_security_line_parsing_and_window() -> None:
     counter = FailureCounter(3, 10)
     assert [counter.add("a", t) for t in (0, 1, 2)] == [1, 2, 3]
     assert counter.add("a", 11.5) == 2  # 0 and 1 fell out of the 10 s window, 2 is still in
+    # one failed attempt logged twice (or a retransmitted REGISTER under the same SessionID) counts once
+    twice = FailureCounter(3, 10)
+    assert [twice.add("b", t, "session-1") for t in (0, 0.001, 0.6)] == [1, 1, 1]
+    assert twice.add("b", 1, "session-2") == 2
     json.dumps(fields)
