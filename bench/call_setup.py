@@ -45,7 +45,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from common import can_bind, log, run_in_temp_folder  # noqa: E402
+from common import can_bind, log, percentile, run_in_temp_folder  # noqa: E402
 from ari_app.asterisk_config import render_all  # noqa: E402
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed  # noqa: E402
 from ari_app.config import load_settings  # noqa: E402
@@ -137,17 +137,6 @@ async def stop_process(proc: asyncio.subprocess.Process | None, name: str, sig: 
 
 
 # --- statistics ----------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    data = sorted(values)
-    k = (len(data) - 1) * pct / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
 
 def utc_text(moment: float) -> str:

@@ -55,7 +55,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from common import log, run_in_temp_folder  # noqa: E402
+from common import log, percentile, run_in_temp_folder  # noqa: E402
 
 SERVER = REPO / "bench" / "leases_server.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -284,17 +284,6 @@ class Row:
     def cpu_per_1000(self, which: str = "server") -> float | None:
         value = {"server": self.server_cpu, "loop": self.loop_cpu, "db": self.server_cpu - self.loop_cpu}[which]
         return 1000 * value / self.requests if self.requests else None
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    data = sorted(values)
-    k = (len(data) - 1) * pct / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
 
 Answer = Callable[[Any, int, bytes], None]  # (what was sent, status, body)
