@@ -34,12 +34,16 @@ What it does (everything in a temporary folder, removed on every path unless --k
 4. callers per call: 70 % numbers from the history (picked in proportion to their calls: frequent callers call
    more often) that no rule blocks, 10 % blocked numbers (half of them also in the history), 5 % numbers inside
    blocked prefixes or ranges, 15 % new numbers; a fresh sample for every run;
-5. EXPLAIN QUERY PLAN of every statement ``ScreeningStore.facts`` / ``match`` runs (captured from the
-   connection with a trace callback, so they are exactly what the store ran) and of the attribution's, with
-   timings of each at full size.
+5. a run that cannot keep up gives up once a call has waited ``--give-up`` seconds for its verdict (no more calls
+   started, the waiting ones cancelled) and reports how many steps the storage thread completed per second;
+6. EXPLAIN QUERY PLAN of every statement ``ScreeningStore.facts`` / ``match`` runs (captured from the
+   connection with a trace callback, so they are exactly what the store ran) and of the attribution's, with the
+   rows each index search walks and timings of each at full size; then the indexes it suggests are applied to
+   the bench database only and the 50 / 200 cps runs of screen-off and screening repeated (``+idx``).
 
 Usage: .venv/bin/python bench/screening.py [--seconds 20] [--rate 50] [--burst-rate 200 --burst-seconds 5]
-       [--rules 1000000 --calls 1000000] [--quick] [--keep] [--json FILE]
+       [--rules 1000000 --calls 1000000] [--give-up 20] [--quiet-wait 60] [--no-what-if] [--quick] [--keep]
+       [--json FILE]
 """
 
 from __future__ import annotations
@@ -69,16 +73,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from common import log, run_in_temp_folder  # noqa: E402
+from common import log, percentile, run_in_temp_folder  # noqa: E402
 from ari_app.config import Settings, load_settings  # noqa: E402
 from ari_app.screening.score import Verdict  # noqa: E402
-from ari_app.screening.service import ScreeningService, charge_number  # noqa: E402
-from ari_app.screening.store import RANGE_WIDTH, ScreeningStore, padded  # noqa: E402
+from ari_app.screening.service import ScreeningService  # noqa: E402
+from ari_app.screening.store import ScreeningStore, padded  # noqa: E402
 from ari_app.service import catalog_rows  # noqa: E402
 from ari_app.tracking.service import TrackingService  # noqa: E402
 from dialplan.decision import Action, decide  # noqa: E402
 from dialplan.signaling import Signaling  # noqa: E402
-from storage.async_store import AsyncCallStore  # noqa: E402
+from storage.async_store import AsyncCallStore, _log_failure  # noqa: E402
 from storage.calls import CallStore, NewCall, NewLeg  # noqa: E402
 from storage.db import format_time, open_database, utcnow  # noqa: E402
 
@@ -147,16 +151,6 @@ def iso_times(epoch_ms: np.ndarray) -> list[str]:
     return [s + "Z" for s in np.datetime_as_string(epoch_ms.astype("datetime64[ms]"), unit="ms").tolist()]
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -169,6 +163,7 @@ class World:
     """What the loader made, kept only as long as the test callers are being drawn."""
 
     history_callers: list[str]
+    history_set: set[str]
     caller_of_call: np.ndarray  # caller index of every historical call (to draw callers by their call counts)
     calls_per_caller: np.ndarray
     block_numbers: list[str]
@@ -178,8 +173,6 @@ class World:
     prefix_set: set[str]
     range_starts: list[int]
     range_ends: list[int]
-    allow_numbers: list[str]
-    quarantined: list[str]
 
     def prefix_hit(self, number: str) -> bool:
         return any(number[:i] in self.prefix_set for i in range(1, len(number) + 1))
@@ -307,25 +300,22 @@ def load(settings: Settings, args: argparse.Namespace, rng: np.random.Generator,
     t = time.perf_counter()
     with conn:
         conn.execute("BEGIN")
-        cur = conn.executemany(
+        conn.executemany(
             "INSERT OR IGNORE INTO screen_rules (list, kind, value, value_end, reason, source, created_at)"
             " VALUES ('block', 'range', ?, ?, ?, 'import', ?)",
             ((padded(str(s)), padded(str(e)), "carrier range", now_s) for s, e in zip(range_starts, range_ends)))
-    count += cur.rowcount
     # what a failed challenge leaves: a number blocked for a day in one campaign; some have expired since
     challenge_numbers = random_numbers(rng, n_challenge, exclude=history_set | set(block_numbers))
     with conn:
         conn.execute("BEGIN")
-        cur = conn.executemany(
+        conn.executemany(
             "INSERT OR IGNORE INTO screen_rules (list, kind, value, campaign, expires_at, reason, source, created_at)"
             " VALUES ('block', 'number', ?, 'screened', ?, 'failed the challenge', 'challenge', ?)",
             ((n, format_time(now + timedelta(seconds=float(rng.uniform(-5 * DAY, DAY)))), now_s)
              for n in challenge_numbers))
-    count += cur.rowcount
     for pattern in NAME_RULES:
         screens.add_rule("block", "name", pattern, reason="caller name", source="import", now=now_s)
     screens.add_rule("block", "anonymous", "", reason="withheld numbers", source="operator", now=now_s)
-    count += n_special
     conn.execute("BEGIN")
     allowed = screens.add_many((("allow", "number", n) for n in allow_numbers), now=now_s, source="operator")
     t_rest = time.perf_counter() - t
@@ -375,7 +365,8 @@ def load(settings: Settings, args: argparse.Namespace, rng: np.random.Generator,
 
     def rows():
         cc = caller_of_call.tolist()
-        sp, an, sc, dp, rp = spam.tolist(), answered.tolist(), screened_campaign.tolist(), dialed_pick.tolist(), repeat.tolist()
+        sp, an, sc = spam.tolist(), answered.tolist(), screened_campaign.tolist()
+        dp, rp = dialed_pick.tolist(), repeat.tolist()
         ua = unanswered.tolist()
         rs, ts, tot = ring_s.tolist(), talk_s.tolist(), total_s.tolist()
         for i in range(n_calls):
@@ -428,7 +419,8 @@ def load(settings: Settings, args: argparse.Namespace, rng: np.random.Generator,
     first = first_index.tolist()
     with conn:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO clients (id, caller_number, first_call_at, last_call_at, calls) VALUES (?, ?, ?, ?, ?)",
+        conn.executemany("INSERT INTO clients (id, caller_number, first_call_at, last_call_at, calls)"
+                         " VALUES (?, ?, ?, ?, ?)",
                          ((c + 1, history_callers[c], arrived_at[first[c]], arrived_at[int(last_index[c])],
                            int(calls_per_caller[c])) for c in range(n_callers)))
     # quarantine: callers who rang numbers not in use, mostly history callers, some older than candidate_days
@@ -462,10 +454,10 @@ def load(settings: Settings, args: argparse.Namespace, rng: np.random.Generator,
     out.append(f"database: {size / 1e6:,.0f} MB after checkpoint ({time.perf_counter() - t:.1f} s); no ANALYZE "
                "(the app never runs it), so the query planner works without statistics, as in production")
     report.figures["db_mb"] = round(size / 1e6, 1)
-    return World(history_callers=history_callers, caller_of_call=caller_of_call, calls_per_caller=calls_per_caller,
-                 block_numbers=block_numbers, block_in_history=[n for n in from_history],
+    return World(history_callers=history_callers, history_set=history_set, caller_of_call=caller_of_call,
+                 calls_per_caller=calls_per_caller, block_numbers=block_numbers, block_in_history=from_history,
                  block_set=set(block_numbers), prefixes=prefix_list, prefix_set=prefixes,
-                 range_starts=range_starts, range_ends=range_ends, allow_numbers=allow_numbers, quarantined=quarantined)
+                 range_starts=range_starts, range_ends=range_ends)
 
 
 def table_sizes(path: Path) -> list[str]:
@@ -496,6 +488,8 @@ class TestCall:
 def draw_callers(world: World, rng: random.Random, count: int) -> list[TestCall]:
     calls = []
     n_hist = len(world.caller_of_call)
+    nanp_prefixes = [p for p in world.prefixes if p.startswith("1") and len(p) >= 4]
+    npas, nxxs = NPAS.tolist(), NXXS.tolist()
     for _ in range(count):
         r = rng.random()
         if r < MIX[0]:
@@ -511,8 +505,7 @@ def draw_callers(world: World, rng: random.Random, count: int) -> list[TestCall]
         elif r < MIX[0] + MIX[1] + MIX[2]:
             category = "prefix/range"
             if rng.random() < 0.5:
-                nanp = [p for p in world.prefixes if p.startswith("1") and len(p) >= 4]
-                p = nanp[rng.randrange(len(nanp))]
+                p = nanp_prefixes[rng.randrange(len(nanp_prefixes))]
                 while True:
                     caller = p + "".join(rng.choice("0123456789") for _ in range(11 - len(p)))
                     if caller not in world.block_set:
@@ -523,22 +516,12 @@ def draw_callers(world: World, rng: random.Random, count: int) -> list[TestCall]
         else:
             category = "new"
             while True:
-                caller = str(10_000_000_000 + rng.choice(NPAS.tolist()) * 10_000_000 + rng.choice(NXXS.tolist()) * 10_000
+                caller = str(10_000_000_000 + rng.choice(npas) * 10_000_000 + rng.choice(nxxs) * 10_000
                              + rng.randrange(10000))
-                if not world.blocked(caller) and caller not in _history_set(world):
+                if not world.blocked(caller) and caller not in world.history_set:
                     break
         calls.append(TestCall(category, caller, CNAM[rng.randrange(len(CNAM))], rng.random() < 0.6))
     return calls
-
-
-_HISTORY_SETS: dict[int, set[str]] = {}
-
-
-def _history_set(world: World) -> set[str]:
-    key = id(world)
-    if key not in _HISTORY_SETS:
-        _HISTORY_SETS[key] = set(world.history_callers)
-    return _HISTORY_SETS[key]
 
 
 # --- measurement -----------------------------------------------------------------------------------------
@@ -550,20 +533,56 @@ class RunResult:
     path: str  # screening, screen-off, tracking
     rate: int
     seconds: float
-    calls: int = 0
-    wall_s: float = 0.0
+    scheduled: int = 0  # calls the schedule had
+    started: int = 0  # calls started (all, unless the run gave up)
+    arrival_cps: float = 0.0  # calls started per second, from the first start to the last
+    overloaded: bool = False  # the oldest waiting call passed --give-up: no more calls started, the waiting cancelled
+    cancelled: int = 0
+    completed_per_s: float = 0.0  # steps completed per second while the run lasted (overloaded: the capacity)
     lag_ms: list[float] = field(default_factory=list)  # scheduled start -> the call's task starts
     create_ms: list[float] = field(default_factory=list)
     arrive_ms: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)  # create_call + arrive: the call's wait before deciding
+    service_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # storage-thread time per job
+    queue_max: int = 0  # most storage jobs waiting, seen at an arrival
     by_category: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     verdicts: Counter = field(default_factory=Counter)
     verdicts_by_category: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     factors: Counter = field(default_factory=Counter)
     storage_cpu_s: float | None = None
     loop_cpu_s: float | None = None
+    others_cpu_s: float | None = None  # CPU seconds the rest of the machine used meanwhile (other work skews figures)
+    wall_s: float = 0.0
     errors: int = 0
-    drain_s: float = 0.0
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all CPUs), from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def process_cpu_s() -> float:
+    return sum(os.times()[:2])
+
+
+async def wait_quiet(limit: float, threshold: float = 0.5) -> float | None:
+    """Wait up to ``limit`` seconds for the rest of the machine to use less than ``threshold`` CPUs (sampled over a
+    second); returns what it used in the last second."""
+    deadline = time.perf_counter() + limit
+    while True:
+        machine0, own0 = machine_busy_s(), process_cpu_s()
+        await asyncio.sleep(1.0)
+        machine1, own1 = machine_busy_s(), process_cpu_s()
+        if machine0 is None or machine1 is None:
+            return None
+        others = max(0.0, (machine1 - machine0) - (own1 - own0))
+        if others < threshold or time.perf_counter() >= deadline:
+            return others
 
 
 def thread_cpu(native_id: int | None) -> float | None:
@@ -579,13 +598,60 @@ def thread_cpu(native_id: int | None) -> float | None:
 
 class Bench:
     def __init__(self, settings: Settings, store: AsyncCallStore, tracking: TrackingService,
-                 screening: ScreeningService) -> None:
+                 screening: ScreeningService, give_up: float) -> None:
         self.settings = settings
         self.store = store
         self.tracking = tracking
         self.screening = screening
+        self.give_up = give_up
         self.storage_tid: int | None = None
         self.followups: set[asyncio.Task[None]] = set()
+        self.current: RunResult | None = None
+        self._instrument()
+
+    def _instrument(self) -> None:
+        """Time every storage job on the storage thread itself (service time, without the queue wait): this store
+        instance's ``_submit`` (behind ``run`` and ``call``) and ``submit`` (queued writes) run the job in a timer."""
+        submit = self.store._submit
+
+        async def timed(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            run = self.current
+            name = getattr(fn, "__name__", "job")
+
+            def job() -> Any:
+                t = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    if run is not None:
+                        run.service_ms[name].append((time.perf_counter() - t) * 1000)
+
+            return await submit(job)
+
+        self.store._submit = timed  # type: ignore[method-assign]
+        store = self.store
+
+        def timed_queue(method: str, *args: Any, **kwargs: Any) -> "asyncio.Future[Any]":
+            """AsyncCallStore.submit, with the job timed the same way."""
+            run = self.current
+            fn = getattr(store.store, method)
+
+            def job() -> Any:
+                t = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    if run is not None:
+                        run.service_ms[method].append((time.perf_counter() - t) * 1000)
+
+            future = asyncio.get_running_loop().run_in_executor(store._executor, job)
+            future.add_done_callback(_log_failure)
+            return future
+
+        self.store.submit = timed_queue  # type: ignore[method-assign]
+
+    def queued(self) -> int:
+        return self.store._executor._work_queue.qsize()
 
     async def find_storage_thread(self) -> None:
         self.storage_tid = await self.store.run(threading.get_native_id)
@@ -596,8 +662,9 @@ class Bench:
                          p_asserted_identity=f"<sip:+{call.caller}@198.51.100.7>" if call.pai else None,
                          privacy=None, diversion=None, p_charge_info=None)
 
-    async def one_call(self, run: RunResult, call: TestCall, n: int, scheduled: float) -> None:
+    async def one_call(self, run: RunResult, call: TestCall, n: int, scheduled: float, done: list[float]) -> None:
         t0 = time.perf_counter()
+        run.lag_ms.append((t0 - scheduled) * 1000)
         numbers = SCREENED if run.path == "screening" else OPEN
         dialed = numbers[n % len(numbers)].replace(" ", "").lstrip("+")
         signaling = self.signaling(call, dialed, n)
@@ -615,6 +682,9 @@ class Bench:
                 screened = await self.screening.arrive(call_id, signaling)
                 arrival, verdict = screened.arrival, screened.verdict
             t2 = time.perf_counter()
+        except asyncio.CancelledError:
+            run.cancelled += 1
+            return
         except Exception:
             run.errors += 1
             log(f"call {n} failed")
@@ -622,7 +692,7 @@ class Bench:
 
             traceback.print_exc()
             return
-        run.lag_ms.append((t0 - scheduled) * 1000)
+        done[n] = t2
         run.create_ms.append((t1 - t0) * 1000)
         run.arrive_ms.append((t2 - t1) * 1000)
         run.step_ms.append((t2 - t0) * 1000)
@@ -643,7 +713,8 @@ class Bench:
             fields_ |= verdict.record()
             if decision.action is Action.REJECT and verdict.action == "refuse":
                 fields_ |= {"spam": 1, "spam_reason": decision.reasons[0]}
-        self.store.submit("apply", call_id, call=fields_, events=[("decision", utcnow(), {"action": decision.action.value})])
+        self.store.submit("apply", call_id, call=fields_,
+                          events=[("decision", utcnow(), {"action": decision.action.value})])
         if decision.action is Action.REJECT:
             self.store.submit("finish_call", call_id, disposition="rejected", hangup_cause=decision.hangup_cause,
                               hangup_side="ringpool")
@@ -664,34 +735,61 @@ class Bench:
                                                   "answered_at": now},
                           legs={out: {"answered_at": now}}, events=[("bridged", now, None)])
         await asyncio.sleep(rng.uniform(1.0, 6.0))
-        await self.store.call("finish_call", call_id, disposition="completed", hangup_cause=16, hangup_side="caller",
-                              legs={out: {"ended_at": utcnow(), "hangup_cause": 16}})
+        self.store.submit("finish_call", call_id, disposition="completed", hangup_cause=16, hangup_side="caller",
+                          legs={out: {"ended_at": utcnow(), "hangup_cause": 16}})
 
     async def run(self, label: str, path: str, rate: int, seconds: float, callers: list[TestCall]) -> RunResult:
-        run = RunResult(label=label, path=path, rate=rate, seconds=seconds)
-        n = len(callers)
+        run = RunResult(label=label, path=path, rate=rate, seconds=seconds, scheduled=len(callers))
+        self.current = run
         loop_tid = threading.get_native_id()
         cpu0 = (thread_cpu(self.storage_tid), thread_cpu(loop_tid))
-        tasks = []
+        machine0, own0 = machine_busy_s(), process_cpu_s()
+        tasks: list[asyncio.Task[None]] = []
+        done = [0.0] * len(callers)
+        starts: list[float] = []
+        oldest = 0  # the earliest call whose step has not finished
         start = time.perf_counter() + 0.05
+
+        def overdue() -> bool:
+            nonlocal oldest
+            while oldest < len(tasks) and (done[oldest] or tasks[oldest].done()):
+                oldest += 1
+            return oldest < len(tasks) and time.perf_counter() - (start + oldest / rate) > self.give_up
+
         for i, call in enumerate(callers):
             scheduled = start + i / rate
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self.one_call(run, call, i, scheduled)))
-        await asyncio.gather(*tasks)
+            if overdue():
+                run.overloaded = True
+                break
+            run.queue_max = max(run.queue_max, self.queued())
+            starts.append(time.perf_counter())
+            tasks.append(asyncio.create_task(self.one_call(run, call, i, scheduled, done)))
+        while not run.overloaded and not all(t.done() for t in tasks):
+            await asyncio.sleep(0.05)
+            run.overloaded = overdue()
+        if run.overloaded:  # the calls still waiting for their verdict are given up (their storage jobs dropped)
+            for t in tasks:
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         run.wall_s = time.perf_counter() - start
         cpu1 = (thread_cpu(self.storage_tid), thread_cpu(loop_tid))
+        machine1, own1 = machine_busy_s(), process_cpu_s()
+        if machine0 is not None and machine1 is not None:
+            run.others_cpu_s = max(0.0, (machine1 - machine0) - (own1 - own0))
         if cpu0[0] is not None and cpu1[0] is not None:
             run.storage_cpu_s = cpu1[0] - cpu0[0]
         if cpu0[1] is not None and cpu1[1] is not None:
             run.loop_cpu_s = cpu1[1] - cpu0[1]
-        run.calls = n
-        t = time.perf_counter()
+        run.started = len(starts)
+        run.arrival_cps = (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
+        finished = [d for d in done if d]
+        run.completed_per_s = len(finished) / (max(finished) - start) if finished else 0.0
         await asyncio.gather(*list(self.followups))
-        await self.store.run(lambda: None)  # every queued write done
-        run.drain_s = time.perf_counter() - t
+        await self.store.run(lambda: None)  # every queued write done before the next run
+        self.current = None
         return run
 
 
@@ -699,12 +797,13 @@ class Bench:
 
 
 LITERAL_RE = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+SEARCH_RE = re.compile(r"SEARCH (\w+) USING (?:COVERING )?INDEX (\w+) \((.*)\)")
+VISITED_FLAG = 1000  # an index search that visits more rows than this per call is reported as a scan
 
 
 def template(sql: str) -> str:
     text = LITERAL_RE.sub("?", " ".join(sql.split()))
-    text = re.sub(r"IN \((?:\?, )*\?\)", "IN (...)", text)
-    return text
+    return re.sub(r"IN \((?:\?, )*\?\)", "IN (...)", text)
 
 
 def capture(conn, fn, *args, **kwargs) -> tuple[list[str], Any]:
@@ -727,115 +826,255 @@ def plan_of(conn, sql: str) -> list[str]:
     return out
 
 
-def plan_verdict(lines: list[str]) -> str:
+def visited(conn, sql: str, plan: list[str]) -> int | None:
+    """Rows an index search walks for this statement: the rows matching the index terms the plan searches on
+    (equalities and ranges, with the statement's own values, and a partial index's WHERE); where the index gives
+    the order and a LIMIT can stop the search, the rows walked until LIMIT rows pass the whole WHERE."""
+    worst = None
+    for line in plan:
+        m = SEARCH_RE.search(line)
+        if not m or "PRIMARY KEY" in line:
+            continue
+        table, index, constraint = m.group(1), m.group(2), m.group(3)
+        where = []
+        for column, _ in re.findall(r"(\w+)([=<>])\?", constraint):
+            terms = re.findall(rf"\b{column}\s*(>=|<=|=|>|<)\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?)", sql)
+            if not terms:
+                return None
+            where += [f"{column} {op} {value}" for op, value in terms]
+        index_sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", [index]).fetchone()
+        partial = re.search(r"\sWHERE\s(.+)$", index_sql[0] or "", re.S | re.I) if index_sql and index_sql[0] else None
+        if partial:
+            where.append(f"({partial.group(1)})")
+        if not where:
+            continue
+        tail = re.search(r"\sWHERE\s(.*?)(?:\sORDER BY\s(.*?))?\sLIMIT\s(\d+)\s*$", sql, re.S)
+        if tail and not any("TEMP B-TREE" in ln for ln in plan) and sum("SEARCH" in ln for ln in plan) == 1:
+            # the index gives the order: the search stops once LIMIT rows pass the whole WHERE; walk it to count
+            full, order, limit = tail.group(1), tail.group(2), int(tail.group(3))
+            walk = conn.execute(f"SELECT ({full}) FROM {table} INDEXED BY {index} WHERE {' AND '.join(where)}"
+                                + (f" ORDER BY {order}" if order else ""))
+            count = passed = 0
+            for (ok,) in walk:
+                count += 1
+                passed += bool(ok)
+                if passed >= limit:
+                    break
+        else:
+            count = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {' AND '.join(where)}").fetchone()[0]
+        worst = count if worst is None else max(worst, count)
+    return worst
+
+
+def plan_verdict(lines: list[str], rows: int | None) -> str:
     full = [ln.strip() for ln in lines if ln.strip().startswith("SCAN ") and "CONSTANT ROW" not in ln]
     if any(" USING " not in ln for ln in full):
         return "FULL TABLE SCAN"
     if full:
         return "FULL INDEX SCAN"
+    if rows is not None and rows > VISITED_FLAG:
+        return f"INDEX SEARCH THAT VISITS {rows:,} ROWS (a scan in effect)"
     if any("SEARCH" in ln for ln in lines):
-        return "index"
+        return "uses an index"
     return "no table access"
 
 
-def time_sql(conn, sql: str, repeat: int) -> tuple[float, float]:
+def time_sql(conn, sql: str, repeat: int, budget: float = 2.0) -> tuple[float, float, int]:
+    """Median and max in microseconds, and the number of runs: up to ``repeat``, or as many as ``budget`` seconds
+    allow (3 at least)."""
     samples = []
-    for _ in range(repeat):
+    end = time.perf_counter() + budget
+    while len(samples) < repeat and (len(samples) < 3 or time.perf_counter() < end):
         t = time.perf_counter()
         conn.execute(sql).fetchall()
         samples.append((time.perf_counter() - t) * 1e6)
-    return statistics.median(samples), max(samples)
+    return statistics.median(samples), max(samples), len(samples)
 
 
 def explain(store: AsyncCallStore, screening: ScreeningService, tracking: TrackingService, settings: Settings,
-            examples: list[tuple[str, str]], repeat: int) -> tuple[list[str], list[dict[str, Any]]]:
-    """On the storage thread: every statement facts()/match() and the attribution run for each example caller,
-    their plans, and their time at full size (median/max over ``repeat`` runs of the exact statement)."""
+            examples: list[tuple[str, str]], repeat: int) -> list[dict[str, Any]]:
+    """On the storage thread: every statement facts()/match() and the attribution run for the example callers,
+    their plans, the rows their index searches visit, and their time at full size."""
     conn = store.db.conn
     screens = screening.screens
     s = settings.screening_for(settings.campaigns["screened"])
     now = utcnow()
     found: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
+
+    def note(part: str, label: str, sql: str) -> None:
+        if not sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
+            return
+        key = template(sql)
+        if key not in found:
+            found[key] = {"part": part, "template": key, "plan": plan_of(conn, sql), "times": [], "rows": None,
+                          "rows_for": None}
+        q = found[key]
+        which = re.search(r"\blist = '(\w+)'", sql)
+        label = f"{label} ({which.group(1)})" if which else label
+        rows = visited(conn, sql, q["plan"])
+        if rows is not None and (q["rows"] is None or rows > q["rows"]):
+            q["rows"], q["rows_for"] = rows, label
+        if sql.lstrip().upper().startswith("SELECT"):
+            q["times"].append((label, *time_sql(conn, sql, repeat)))
+
     for label, caller in examples:
         statements, _ = capture(conn, screens.facts, "explain-call", caller, charge=None, name="WIRELESS CALLER",
                                 anonymous=False, campaign="screened", now=now, rate_window=s.rate_window,
                                 short_window=s.short_window, short_seconds=s.short_seconds,
                                 candidate_days=s.candidate_days)
         for sql in statements:
-            if not sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
-                continue
-            key = template(sql)
-            if key not in found:
-                found[key] = {"part": "facts", "template": key, "plan": plan_of(conn, sql), "times": []}
-                order.append(key)
-            if sql.lstrip().upper().startswith("SELECT"):
-                med, worst = time_sql(conn, sql, repeat)
-                found[key]["times"].append((label, med, worst))
-    # the attribution's statements for a static number (both paths run these), captured from a real arrive
+            note("facts", label, sql)
+    # the attribution's statements for a static number (both paths run them), captured from a real arrive
     conn.execute("INSERT INTO calls (id, inbound_channel, state, arrived_at, updated_at) VALUES"
                  " ('explain-attr', 'x', 'arrived', ?, ?)", [now, now])
     statements, _ = capture(conn, tracking.attribution.arrive, "explain-attr",
                             SCREENED[0].replace(" ", "").lstrip("+"), examples[0][1], now)
     for sql in statements:
-        if sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
-            key = template(sql)
-            if key not in found:
-                found[key] = {"part": "attribution", "template": key, "plan": plan_of(conn, sql), "times": []}
-                order.append(key)
-                if sql.lstrip().upper().startswith("SELECT"):
-                    med, worst = time_sql(conn, sql, repeat)
-                    found[key]["times"].append((examples[0][0], med, worst))
+        note("attribution", examples[0][0], sql)
     with conn:
+        conn.execute("BEGIN")
         conn.execute("DELETE FROM call_events WHERE call_id = 'explain-attr'")
         conn.execute("DELETE FROM call_legs WHERE call_id = 'explain-attr'")
         conn.execute("DELETE FROM calls WHERE id = 'explain-attr'")
-    results = [found[k] for k in order]
+    results = list(found.values())
+    for q in results:
+        q["verdict"] = plan_verdict(q["plan"], q["rows"])
+    return results
+
+
+def plan_lines(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for i, q in enumerate(results, 1):
-        q["verdict"] = plan_verdict(q["plan"])
-        lines.append(f"Q{i} [{q['part']}] {q['verdict'].upper() if q['verdict'] != 'index' else 'uses an index'}")
+        lines.append(f"Q{i} [{q['part']}] {q['verdict']}")
         lines.append(f"    {q['template']}")
         lines += [f"    | {p}" for p in q["plan"]]
+        if q["rows"] is not None:
+            lines.append(f"    index search visits up to {q['rows']:,} rows ({q['rows_for']})")
         if q["times"]:
-            lines.append("    time: " + "; ".join(f"{label} {med:.0f} us (max {worst:.0f})"
-                                                  for label, med, worst in q["times"]))
-    return lines, results
+            lines.append("    time: " + "; ".join(f"{label} {med:,.0f} us (max {worst:,.0f}, n={n})"
+                                                  for label, med, worst, n in q["times"]))
+    return lines
+
+
+# What the report suggests for the statements it finds scanning (bench/README.md explains why); applied to the
+# bench database only, after the measured runs, to show the plans and figures with them.
+SUGGESTED = [
+    ("screen_rules: no index may lead with `list`, or the planner (which has no statistics) searches "
+     "screen_rules_unique on list=? alone and walks every rule of the list for each call; with kind first the OR "
+     "of match() becomes one probe per term on (kind, list, value) and the range probe stays within its list "
+     "(screen_rules_lookup stays, for lookups by value without a list)",
+     ["DROP INDEX screen_rules_unique",
+      "CREATE UNIQUE INDEX screen_rules_unique ON screen_rules (kind, list, value, IFNULL(value_end, ''),"
+      " IFNULL(campaign, ''))"]),
+    ("calls: spam_before probes calls_spam on spam=1 and reads the row of every spam call to compare the caller; "
+     "a partial index of the spam calls by caller answers it with one probe (and is as small as the spam set)",
+     ["CREATE INDEX calls_caller_spam ON calls (caller_number) WHERE spam = 1"]),
+]
+
+
+def index_shape(sql: str) -> str:
+    """A CREATE INDEX statement without its name, spacing and case: two indexes of one shape are the same."""
+    text = " ".join(sql.split()).lower()
+    return re.sub(r"^create (unique )?index (if not exists )?\S+ on ", r"\1on ", text).replace(" (", "(")
+
+
+def missing_suggestions(conn) -> list[tuple[str, list[str]]]:
+    """The suggestions whose index is not in the database yet (once the schema has them, there is nothing to try)."""
+    shapes = {index_shape(row[0]) for row in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index'"
+                                                          " AND sql IS NOT NULL")}
+    return [(why, statements) for why, statements in SUGGESTED
+            if index_shape(next(s for s in statements if s.startswith("CREATE"))) not in shapes]
+
+
+def apply_suggested(conn, now: str) -> list[str]:
+    out = []
+    for why, statements in missing_suggestions(conn):
+        t = time.perf_counter()
+        with conn:
+            conn.execute("BEGIN")
+            for sql in statements:
+                conn.execute(sql)
+        out.append(f"- {why}:")
+        out += [f"    {sql};" for sql in statements]
+        out.append(f"    (built in {time.perf_counter() - t:.1f} s on the bench database)")
+    # the upsert of ScreeningStore.add_rule must still find its conflict target with the columns reordered
+    store = ScreeningStore(__import__("sqlite_utils").Database(conn))
+    first = store.add_rule("block", "range", "19999990000", value_end="19999990099", reason="check", now=now)
+    again = store.add_rule("block", "range", "19999990000", value_end="19999990099", reason="renewed", now=now)
+    with conn:
+        conn.execute("DELETE FROM screen_rules WHERE id = ?", [first["id"]])
+    out.append(f"  add_rule upsert with the reordered unique index: same rule id {first['id'] == again['id']}, "
+               f"reason renewed {again['reason'] == 'renewed'}")
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------------------
 
 
+def busy_s(r: RunResult) -> float:
+    """Seconds the storage thread spent on this run's jobs (every call's jobs, its later writes included)."""
+    return sum(sum(v) for v in r.service_ms.values()) / 1000
+
+
 def run_table(runs: list[RunResult]) -> list[str]:
-    head = (f"{'run':<22} {'calls':>6} {'cps':>6} {'lag99':>6} {'create50':>8} {'create99':>8} {'arrive50':>8} "
-            f"{'arrive99':>8} {'step50':>7} {'step99':>7} {'stepmax':>8} {'db thr%':>7} {'loop%':>6} {'drain':>6}")
+    head = (f"{'run':<24} {'calls':>9} {'cps':>5} {'lag99':>6} {'create50':>8} {'create99':>8} {'arrive50':>8} "
+            f"{'arrive99':>8} {'step50':>8} {'step99':>8} {'stepmax':>8} {'svc50':>6} {'svc99':>6} {'dbq':>4} "
+            f"{'busy%':>5} {'ms/call':>7} {'db%':>4} {'loop%':>5} {'other':>5}")
     out = [head, "-" * len(head)]
     for r in runs:
+        svc = r.service_ms.get("_arrive") or r.service_ms.get("arrive") or []
+        calls = f"{len(r.step_ms)}/{r.scheduled}"
         out.append(
-            f"{r.label:<22} {r.calls:>6} {r.calls / r.wall_s if r.wall_s else 0:>6.1f} {fmt(percentile(r.lag_ms, 99)):>6} "
+            f"{r.label:<24} {calls:>9} {r.arrival_cps:>5.1f} {fmt(percentile(r.lag_ms, 99), 1):>6} "
             f"{fmt(percentile(r.create_ms, 50)):>8} {fmt(percentile(r.create_ms, 99)):>8} "
             f"{fmt(percentile(r.arrive_ms, 50)):>8} {fmt(percentile(r.arrive_ms, 99)):>8} "
-            f"{fmt(percentile(r.step_ms, 50)):>7} {fmt(percentile(r.step_ms, 99)):>7} "
-            f"{fmt(max(r.step_ms) if r.step_ms else None):>8} "
-            f"{fmt(100 * r.storage_cpu_s / r.wall_s if r.storage_cpu_s is not None else None, 0):>7} "
-            f"{fmt(100 * r.loop_cpu_s / r.wall_s if r.loop_cpu_s is not None else None, 0):>6} {r.drain_s:>6.1f}")
+            f"{fmt(percentile(r.step_ms, 50)):>8} {fmt(percentile(r.step_ms, 99)):>8} "
+            f"{fmt(max(r.step_ms) if r.step_ms else None, 1):>8} "
+            f"{fmt(percentile(svc, 50)):>6} {fmt(percentile(svc, 99)):>6} {r.queue_max:>4} "
+            f"{fmt(100 * busy_s(r) / r.wall_s if r.wall_s else None, 0):>5} "
+            f"{fmt(1000 * busy_s(r) / len(r.step_ms) if r.step_ms else None):>7} "
+            f"{fmt(100 * r.storage_cpu_s / r.wall_s if r.storage_cpu_s is not None else None, 0):>4} "
+            f"{fmt(100 * r.loop_cpu_s / r.wall_s if r.loop_cpu_s is not None else None, 0):>5} "
+            f"{fmt(r.others_cpu_s / r.wall_s if r.others_cpu_s is not None else None, 1):>5}")
+    for r in runs:
+        if r.overloaded:
+            svc = r.service_ms.get("_arrive") or r.service_ms.get("arrive") or []
+            out.append(f"  ! {r.label}: OVERLOADED: a call waited more than the give-up time, so the run stopped "
+                       f"after starting {r.started} of {r.scheduled} calls and cancelled {r.cancelled} still waiting; "
+                       f"the storage thread completed {r.completed_per_s:.1f} steps/s (arrive alone "
+                       f"{fmt(statistics.mean(svc) if svc else None)} ms per call on it). Its step figures cover "
+                       "only the calls that got through.")
     return out
 
 
 def comparison(runs: list[RunResult]) -> list[str]:
-    out = [f"{'rate':>4} {'screening vs':<11} {'p50 base':>8} {'p50 scr':>8} {'added p50':>9} {'x p50':>6} "
-           f"{'p99 base':>8} {'p99 scr':>8} {'added p99':>9} {'x p99':>6} {'max base':>8} {'max scr':>8}"]
+    out = [f"{'rate':>4} {'screening vs':<12} {'p50 base':>8} {'p50 scr':>8} {'added p50':>9} {'x p50':>7} "
+           f"{'p99 base':>8} {'p99 scr':>8} {'added p99':>9} {'x p99':>7} {'max base':>8} {'max scr':>8}"]
     out.append("-" * len(out[0]))
-    for rate in sorted({r.rate for r in runs}):
-        scr = next((r for r in runs if r.rate == rate and r.path == "screening"), None)
-        if scr is None:
+    for r in runs:
+        if r.path != "screening" or not r.step_ms:
             continue
-        for base in (r for r in runs if r.rate == rate and r.path != "screening"):
-            b50, s50 = percentile(base.step_ms, 50), percentile(scr.step_ms, 50)
-            b99, s99 = percentile(base.step_ms, 99), percentile(scr.step_ms, 99)
-            out.append(f"{rate:>4} {base.path:<11} {fmt(b50):>8} {fmt(s50):>8} {fmt(s50 - b50):>9} "
-                       f"{s50 / b50:>5.2f}x {fmt(b99):>8} {fmt(s99):>8} {fmt(s99 - b99):>9} {s99 / b99:>5.2f}x "
-                       f"{fmt(max(base.step_ms)):>8} {fmt(max(scr.step_ms)):>8}")
+        idx = r.label.endswith("+idx")
+        for base in (b for b in runs if b.rate == r.rate and b.label.endswith("+idx") == idx
+                     and b.path != "screening" and b.step_ms):
+            b50, s50 = percentile(base.step_ms, 50), percentile(r.step_ms, 50)
+            b99, s99 = percentile(base.step_ms, 99), percentile(r.step_ms, 99)
+            assert b50 is not None and s50 is not None and b99 is not None and s99 is not None
+            mark = " (overloaded)" if r.overloaded else ""
+            out.append(f"{r.rate:>4} {base.path + (' +idx' if idx else ''):<12} {fmt(b50):>8} {fmt(s50):>8} {fmt(s50 - b50):>9} "
+                       f"{s50 / b50:>6.2f}x {fmt(b99):>8} {fmt(s99):>8} {fmt(s99 - b99):>9} {s99 / b99:>6.2f}x "
+                       f"{fmt(max(base.step_ms), 1):>8} {fmt(max(r.step_ms), 1):>8}{mark}")
+    return out
+
+
+def job_lines(runs: list[RunResult]) -> list[str]:
+    """Where the storage thread's time went, per kind of job: mean ms x jobs, per call."""
+    out = []
+    for r in runs:
+        calls = len(r.step_ms) or 1
+        parts = sorted(r.service_ms.items(), key=lambda kv: -sum(kv[1]))
+        out.append(f"{r.label:<24} " + ", ".join(f"{name} {statistics.mean(v):.2f} x {len(v) / calls:.1f}"
+                                                 for name, v in parts if v))
     return out
 
 
@@ -855,6 +1094,21 @@ def verdict_lines(runs: list[RunResult]) -> list[str]:
                        + ", ".join(f"{k} {v}" for k, v in c.most_common()))
         out.append("    factors that scored (calls): " + ", ".join(f"{k} {v}" for k, v in r.factors.most_common(10)))
     return out
+
+
+def run_json(r: RunResult) -> dict[str, Any]:
+    svc = r.service_ms.get("_arrive") or r.service_ms.get("arrive") or []
+    return {"label": r.label, "path": r.path, "rate": r.rate, "scheduled": r.scheduled, "started": r.started,
+            "completed": len(r.step_ms), "arrival_cps": r.arrival_cps, "overloaded": r.overloaded,
+            "completed_per_s": r.completed_per_s, "step_p50": percentile(r.step_ms, 50),
+            "step_p99": percentile(r.step_ms, 99), "step_max": max(r.step_ms) if r.step_ms else None,
+            "create_p50": percentile(r.create_ms, 50), "arrive_p50": percentile(r.arrive_ms, 50),
+            "arrive_p99": percentile(r.arrive_ms, 99), "arrive_service_p50": percentile(svc, 50),
+            "arrive_service_p99": percentile(svc, 99), "queue_max": r.queue_max, "verdicts": dict(r.verdicts),
+            "storage_busy_s": busy_s(r),
+            "jobs": {name: {"count": len(v), "mean_ms": statistics.mean(v), "p99_ms": percentile(v, 99)}
+                     for name, v in r.service_ms.items() if v},
+            "storage_cpu_s": r.storage_cpu_s, "others_cpu_s": r.others_cpu_s, "wall_s": r.wall_s, "errors": r.errors}
 
 
 # --- main ------------------------------------------------------------------------------------------------
@@ -878,6 +1132,21 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> int:
             plan += [(f"{rate} cps tracking", "tracking", rate, seconds),
                      (f"{rate} cps screen-off", "screen-off", rate, seconds),
                      (f"{rate} cps screening", "screening", rate, seconds)]
+    if args.what_if:
+        import sqlite3
+
+        probe = sqlite3.connect(str(settings.database))
+        try:
+            args.what_if = bool(missing_suggestions(probe))
+        finally:
+            probe.close()
+        if not args.what_if:
+            log("the schema already has the suggested indexes: no '+idx' runs")
+    if args.what_if:
+        for rate, seconds in ((args.rate, args.seconds), (args.burst_rate, args.burst_seconds)):
+            if rate and seconds:
+                plan += [(f"{rate} cps screen-off +idx", "screen-off", rate, seconds),
+                         (f"{rate} cps screening +idx", "screening", rate, seconds)]
     callers = [draw_callers(world, prng, int(rate * seconds)) for _, _, rate, seconds in plan]
     heaviest = world.history_callers[int(np.argmax(world.calls_per_caller))]
     examples = [("busiest caller", heaviest),
@@ -888,30 +1157,46 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> int:
                 ("new caller", next(c.caller for c in callers[1] if c.category == "new"))]
     busiest_calls = int(world.calls_per_caller.max())
     del world
-    _HISTORY_SETS.clear()
     gc.collect()
 
     store = AsyncCallStore(settings.database)
     await store.open()
     tracking = TrackingService(settings, store)
     screening = ScreeningService(settings, store)
-    bench = Bench(settings, store, tracking, screening)
+    bench = Bench(settings, store, tracking, screening, args.give_up)
     runs: list[RunResult] = []
+    queries: list[dict[str, Any]] = []
+    queries_after: list[dict[str, Any]] = []
+    applied: list[str] = []
     try:
         await tracking.start()
         await screening.start(tracking.attribution)
         await bench.find_storage_thread()
         for (label, path, rate, seconds), sample in zip(plan, callers):
+            if label.endswith("+idx") and not applied:
+                log("query plans, as the schema stands")
+                queries = await store.run(explain, store, screening, tracking, settings, examples, args.repeat)
+                log("applying the suggested indexes to the bench database")
+                applied = await store.run(apply_suggested, store.db.conn, utcnow())
+            if args.quiet_wait:
+                others = await wait_quiet(args.quiet_wait)
+                if others is not None and others >= 0.5:
+                    log(f"the machine is busy: other work uses {others:.1f} CPUs; running anyway")
             log(f"{label}: {len(sample)} calls at {rate} cps")
             result = await bench.run(label, path, rate, seconds, sample)
             if label != "warm-up":
                 runs.append(result)
-            log(f"  step p50 {fmt(percentile(result.step_ms, 50))} p99 {fmt(percentile(result.step_ms, 99))} ms, "
-                f"drained in {result.drain_s:.1f} s")
+            log(f"  step p50 {fmt(percentile(result.step_ms, 50))} p99 {fmt(percentile(result.step_ms, 99))} ms"
+                + (f"; OVERLOADED, {len(result.step_ms)} of {result.scheduled} got through" if result.overloaded else ""))
             await asyncio.sleep(1.0)
-        log("query plans")
-        plan_lines, queries = await store.run(explain, store, screening, tracking, settings, examples, args.repeat)
+        if not queries:
+            log("query plans, as the schema stands")
+            queries = await store.run(explain, store, screening, tracking, settings, examples, args.repeat)
+        elif applied:
+            log("query plans with the suggested indexes")
+            queries_after = await store.run(explain, store, screening, tracking, settings, examples, args.repeat)
     finally:
+        await screening.stop()
         await tracking.stop()
         await store.close()
 
@@ -925,38 +1210,49 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> int:
                f"short < {s.short_seconds} s x{s.short_count}/{s.short_window // DAY} d, candidate_days "
                f"{s.candidate_days}, extra_at {s.extra_at}, reject_at {s.reject_at})")
     out.append(f"callers per call: {', '.join(f'{c} {int(m * 100)} %' for c, m in zip(CATEGORIES, MIX))}; fixed "
-               "schedule (call i starts at t0 + i/rate); one storage thread (AsyncCallStore)")
+               f"schedule (call i starts at t0 + i/rate); one storage thread (AsyncCallStore); give-up {args.give_up:g} s")
     out.append("")
-    out.append("step = create_call + arrive (ms): what a call waits for between StasisStart and decide(); "
-               "create = the record insert; arrive = ScreeningService.arrive (tracking: TrackingService.arrive);")
-    out.append("lag99 = p99 of scheduled start -> task start (event loop delay); db thr% / loop% = CPU of the storage "
-               "thread / the event loop thread over the run; drain = s after the last arrival until every queued "
-               "write (incl. calls still up) was done")
+    out.append("step = create_call + arrive, ms: what a call waits for between StasisStart and decide(); create = the "
+               "record insert; arrive = ScreeningService.arrive (tracking: TrackingService.arrive), queue wait included;")
+    out.append("calls = steps completed / scheduled; cps = arrival rate achieved; lag99 = p99 of scheduled start -> "
+               "task start (event loop delay); svc50/99 = storage-thread time of the arrive job alone (no queue);")
+    out.append("busy% = share of the run the storage thread spent on jobs; ms/call = its time per call, all of the "
+               "call's writes included (1000 / ms/call = the most calls per second it could take on this machine);")
+    out.append("dbq = most storage jobs queued at an arrival; db% / loop% = CPU of the storage thread / the event loop "
+               f"thread over the run; other = CPUs (of {os.cpu_count()}) busy with anything but this process meanwhile "
+               "(other work on the machine skews the figures); '+idx' = the suggested indexes applied (see below).")
     out += run_table(runs)
     out.append("")
-    out.append("Screening vs the baselines (same run, same caller mix): added = screening minus baseline")
+    out.append("Screening vs the baselines (same process, same caller mix; added = screening minus baseline):")
     out += comparison(runs)
+    out.append("")
+    out.append("Storage thread per job (mean ms x jobs per call; _arrive = ScreeningService's trip, arrive = the "
+               "attribution alone, apply/finish_call = the call's later writes):")
+    out += job_lines(runs)
     out.append("")
     out.append("Verdicts (screening runs) and the step per caller category:")
     out += verdict_lines(runs)
     out.append("")
-    out.append(f"Query plans (EXPLAIN QUERY PLAN of the statements as run, literal values shown as ?; times = median "
-               f"(max) of {args.repeat} runs of the exact statement on the storage connection; busiest caller has "
-               f"{busiest_calls:,} calls):")
-    out += plan_lines
+    out.append(f"Query plans as the schema stands (EXPLAIN QUERY PLAN of the statements as run, literals shown as ?; "
+               f"time = median (max) over n runs of the exact statement on the storage connection; the busiest caller "
+               f"has {busiest_calls:,} calls):")
+    out += plan_lines(queries)
+    if applied:
+        out.append("")
+        out.append("Suggested indexes (applied to the bench database only, after the runs above):")
+        out += applied
+        out.append("")
+        out.append("Query plans with them:")
+        out += plan_lines([q for q in queries_after if q["part"] == "facts"])
     text = "\n".join(out)
     print(text, flush=True)
     (tmp / "report.txt").write_text(text + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "load": report.figures,
-            "runs": [{"label": r.label, "path": r.path, "rate": r.rate, "calls": r.calls, "wall_s": r.wall_s,
-                      "step_p50": percentile(r.step_ms, 50), "step_p99": percentile(r.step_ms, 99),
-                      "step_max": max(r.step_ms) if r.step_ms else None,
-                      "create_p50": percentile(r.create_ms, 50), "arrive_p50": percentile(r.arrive_ms, 50),
-                      "arrive_p99": percentile(r.arrive_ms, 99), "verdicts": dict(r.verdicts),
-                      "storage_cpu_s": r.storage_cpu_s, "errors": r.errors} for r in runs],
-            "queries": [{k: q[k] for k in ("part", "template", "plan", "verdict", "times")} for q in queries],
+            "load": report.figures, "runs": [run_json(r) for r in runs],
+            "queries": [{k: q[k] for k in ("part", "template", "plan", "verdict", "rows", "times")} for q in queries],
+            "queries_with_suggested_indexes": [{k: q[k] for k in ("part", "template", "plan", "verdict", "rows", "times")}
+                                               for q in queries_after],
         }, indent=1))
     return 1 if any(r.errors for r in runs) else 0
 
@@ -969,7 +1265,14 @@ def main() -> int:
     parser.add_argument("--burst-seconds", type=float, default=5, help="seconds per headroom run (default 5; 0: none)")
     parser.add_argument("--rules", type=int, default=1_000_000, help="block rules (default 1,000,000)")
     parser.add_argument("--calls", type=int, default=1_000_000, help="historical calls (default 1,000,000)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 100k rules, 100k calls, 5 s runs")
+    parser.add_argument("--give-up", type=float, default=20.0,
+                        help="stop a run when a call has waited this long for its verdict (default 20 s)")
+    parser.add_argument("--quiet-wait", type=float, default=60.0,
+                        help="before each run, wait up to this long for other work on the machine to drop below half "
+                             "a CPU (default 60 s; 0: never wait)")
+    parser.add_argument("--no-what-if", dest="what_if", action="store_false",
+                        help="skip the runs with the suggested indexes applied to the bench database")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100k rules, 100k calls, 5 s / 2 s runs")
     parser.add_argument("--repeat", type=int, default=200, help="runs of each statement for the query timings")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, report)")

@@ -360,4 +360,9 @@ CREATE INDEX tracking_numbers_reassign ON tracking_numbers (pool, lease_calls, l
     WHERE state = 'leased';
 CREATE INDEX tracking_numbers_inventory ON tracking_numbers (state_changed_at, number) WHERE state = 'inventory';
 """),
+    (9, "screening at a million rules: rule lookups lead with the kind, spam history by caller", """
+DROP INDEX screen_rules_unique;
+CREATE UNIQUE INDEX screen_rules_unique ON screen_rules (kind, list, value, IFNULL(value_end, ''), IFNULL(campaign, ''));
+CREATE INDEX calls_caller_spam ON calls (caller_number) WHERE spam = 1;
+"""),
 ]
