@@ -160,7 +160,8 @@ class ScreeningStore:
     def add_many(self, rows: Iterable[tuple[str, str, str]], *, now: str, source: str = "import") -> int:
         """Bulk load (list, kind, value) rules in one transaction: how a million-entry list gets in."""
         with self.conn:
-            self.conn.execute("BEGIN")  # the connection autocommits: without this, every row would commit
+            if not self.conn.in_transaction:  # the connection autocommits: without this, every row would commit
+                self.conn.execute("BEGIN")
             cur = self.conn.executemany(
                 "INSERT OR IGNORE INTO screen_rules (list, kind, value, source, created_at) VALUES (?, ?, ?, ?, ?)",
                 ((list_, kind, value, source, now) for list_, kind, value in rows))
