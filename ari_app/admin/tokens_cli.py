@@ -68,7 +68,7 @@ def _offline(settings: Settings, args: argparse.Namespace, body: dict[str, Any] 
 
 
 def tokens_command(settings: Settings, args: argparse.Namespace) -> int:
-    from ari_app.accounts.cli import _api  # the same admin API client as `ringpool accounts`
+    from ari_app.admin.client import api_request as _api  # the same admin API client as `ringpool accounts`
 
     from ari_app.admin.tokens import NAME_RE
 

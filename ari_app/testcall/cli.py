@@ -12,13 +12,11 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ari_app.admin.client import api_request
 from ari_app.config import Settings
-from ari_app.secrets_store import load_or_create_secret
 from ari_app.testcall import SoftphoneError, run_softphone
 from storage.db import utcnow
 
@@ -66,18 +64,15 @@ def _softphone(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _record(settings: Settings, caller: str, since: str) -> dict[str, Any] | None:
-    token = settings.admin.token or load_or_create_secret(settings.state_dir, "admin-token")
-    base = f"http://{settings.admin.bind}:{settings.admin.port}/api/v1/calls"
     deadline = time.monotonic() + RECORD_WAIT
     while time.monotonic() < deadline:
-        request = urllib.request.Request(f"{base}?number={caller}&since={since}&limit=1",
-                                         headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            calls = json.load(resp)["calls"]
+        status, page = api_request(settings, "GET", f"/api/v1/calls?number={caller}&since={since}&limit=1")
+        if status != 200:
+            raise OSError(f"GET /api/v1/calls answered {status}: {page}")
+        calls = page["calls"]
         if calls and calls[0]["ended_at"]:
-            detail = urllib.request.Request(f"{base}/{calls[0]['id']}", headers={"Authorization": f"Bearer {token}"})
-            with urllib.request.urlopen(detail, timeout=5) as resp:
-                return json.load(resp)
+            status, call = api_request(settings, "GET", f"/api/v1/calls/{calls[0]['id']}")
+            return call if status == 200 else None
         time.sleep(0.5)
     return None
 
@@ -93,7 +88,7 @@ def test_call_command(settings: Settings, args: argparse.Namespace) -> int:
     print(json.dumps({"call": placed}, indent=2))
     try:
         record = _record(settings, args.caller, since)
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # nobody listens (URLError is an OSError), or the API refused
         print(f"ringpool test-call: cannot read the record from the admin API: {exc}", file=sys.stderr)
         return 1
     if record is None:
