@@ -365,4 +365,33 @@ DROP INDEX screen_rules_unique;
 CREATE UNIQUE INDEX screen_rules_unique ON screen_rules (kind, list, value, IFNULL(value_end, ''), IFNULL(campaign, ''));
 CREATE INDEX calls_caller_spam ON calls (caller_number) WHERE spam = 1;
 """),
+    (10, "IVR answers, call quality, routing and bids, queue, recording, payouts", """
+ALTER TABLE calls ADD COLUMN flow TEXT;
+ALTER TABLE calls ADD COLUMN ivr_path TEXT;
+ALTER TABLE calls ADD COLUMN ivr_answers TEXT;
+ALTER TABLE calls ADD COLUMN tags TEXT;
+ALTER TABLE calls ADD COLUMN quality INTEGER;
+ALTER TABLE calls ADD COLUMN quality_factors TEXT;
+ALTER TABLE calls ADD COLUMN region TEXT;
+ALTER TABLE calls ADD COLUMN number_type TEXT;
+ALTER TABLE calls ADD COLUMN route_strategy TEXT;
+ALTER TABLE calls ADD COLUMN route_reasons TEXT;
+ALTER TABLE calls ADD COLUMN bids TEXT;
+ALTER TABLE calls ADD COLUMN buyer TEXT;
+ALTER TABLE calls ADD COLUMN winning_bid REAL;
+ALTER TABLE calls ADD COLUMN caller_id_presented TEXT;
+ALTER TABLE calls ADD COLUMN queued_at TEXT;
+ALTER TABLE calls ADD COLUMN queue_seconds REAL;
+ALTER TABLE calls ADD COLUMN recording TEXT;
+ALTER TABLE calls ADD COLUMN recording_seconds REAL;
+ALTER TABLE calls ADD COLUMN voicemail TEXT;
+ALTER TABLE calls ADD COLUMN sale_amount REAL;
+ALTER TABLE calls ADD COLUMN revenue REAL;
+ALTER TABLE calls ADD COLUMN payout REAL;
+ALTER TABLE calls ADD COLUMN margin REAL;
+ALTER TABLE calls ADD COLUMN payout_details TEXT;
+ALTER TABLE call_legs ADD COLUMN buyer TEXT;
+CREATE INDEX call_legs_destination ON call_legs (destination, answered_at) WHERE answered_at IS NOT NULL;
+CREATE INDEX calls_buyer ON calls (buyer, arrived_at) WHERE buyer IS NOT NULL;
+"""),
 ]
