@@ -45,6 +45,26 @@ def required_modules() -> list[str]:
     return re.findall(r"^load\s*=>\s*(\S+)\.so", text, flags=re.M)
 
 
+def render_hold_music(path: Path) -> None:
+    """A soft chime loop for the queue's music on hold, rendered once with sox (8 kHz mono, what Asterisk
+    plays without transcoding)."""
+    if path.exists():
+        return
+    tmp = path.with_suffix(".tmp.wav")
+    notes = [f"synth 0.45 sine {hz} fade 0.02 0.45 0.3 vol 0.25" for hz in (523, 659, 784, 659)]
+    parts = []
+    for i, note in enumerate(notes):
+        part = path.with_name(f".note{i}.wav")
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(part), *note.split(), "pad", "0", "0.15"],
+                       check=True, capture_output=True, timeout=30)
+        parts.append(str(part))
+    subprocess.run(["sox", *parts, str(tmp), "pad", "0", "1.5", "repeat", "3"], check=True, capture_output=True,
+                   timeout=30)
+    for part in parts:
+        Path(part).unlink()
+    tmp.replace(path)
+
+
 class BundledAsterisk:
     """One Asterisk process with its own run folder; start, stop, kill and CLI commands."""
 
@@ -66,8 +86,9 @@ class BundledAsterisk:
         etc = self.run_dir / "etc"
         if etc.exists():
             shutil.rmtree(etc)
-        for sub in ("etc", "lib", "spool", "run", "log", "cache"):
+        for sub in ("etc", "lib", "spool", "run", "log", "cache", "moh"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        render_hold_music(self.run_dir / "moh" / "ringpool-hold.wav")
         for name, text in files.items():
             path = etc / name
             path.write_text(text, encoding="utf-8")

@@ -69,11 +69,12 @@ def event_channel_ids(event: dict[str, Any]) -> list[str]:
         channel = event.get(key)
         if isinstance(channel, dict) and channel.get("id"):
             ids.append(channel["id"])
-    playback = event.get("playback")
-    if isinstance(playback, dict):
-        target = str(playback.get("target_uri", ""))
-        if target.startswith("channel:"):
-            ids.append(target[len("channel:"):])
+    for key in ("playback", "recording"):
+        media = event.get(key)
+        if isinstance(media, dict):
+            target = str(media.get("target_uri", ""))
+            if target.startswith("channel:"):
+                ids.append(target[len("channel:"):])
     return ids
 
 
@@ -98,6 +99,7 @@ class ChannelView:
     playbacks_done: set[str] = field(default_factory=set)
     hung_up_by_us: set[str] = field(default_factory=set)
     in_stasis: set[str] = field(default_factory=set)
+    recordings_done: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> the finished recording
 
     def observe(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -129,6 +131,9 @@ class ChannelView:
             self.up.add(channel_id)
         elif kind == "PlaybackFinished":
             self.playbacks_done.add((event.get("playback") or {}).get("id", ""))
+        elif kind in ("RecordingFinished", "RecordingFailed"):
+            recording = event.get("recording") or {}
+            self.recordings_done[str(recording.get("name", ""))] = recording
 
     def first_remote_end(self, among: tuple[str, ...] | None = None) -> str | None:
         """The first channel (of ``among``, default all) that hung up by itself, not by Ringpool."""

@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
 from ari_app.ari import AriError, AriNotFound, AriRest
-from ari_app.call_state import CallState, ChannelView, DialResult, ari_time, result_from_cause, result_from_dialstatus
+from ari_app.call_state import CallState, ChannelView, DialResult, ari_time
+from ari_app.call_connect import AMD_WAIT, STASIS_WAIT, Connecting
 from ari_app.call_detections import CallDetections
-from ari_app.config import Campaign, Destination, Settings
+from ari_app.config import Campaign, Settings
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
 from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
@@ -28,7 +29,6 @@ from ari_app.screening.signatures import OPENING_SECONDS
 from detectors.hub import HubRunner
 from detectors.speech import SpeechConfig, create_speech, model_ready
 from dialplan.decision import Action, Decision, decide
-from dialplan.destinations import dial_string
 from dialplan.signaling import Signaling, signaling_from_channel
 from storage.async_store import AsyncCallStore
 from storage.calls import NewCall, NewLeg
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
-DIAL_GUARD = 10.0  # seconds beyond the ring timeout before Ringpool gives up on Asterisk's answer
 CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
 AGENT_SPAM_CODE = "*7"  # pressed by the agent on a bridged call: the caller is spam
@@ -57,8 +56,6 @@ WAKE = {"type": "RingpoolWake"}  # queued so a waiting flow re-checks its condit
 CALLER_CAUSES = {DialResult.BUSY: 17, DialResult.NO_ANSWER: 19, DialResult.MACHINE: 19, DialResult.FAILED: 34}
 DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", DialResult.MACHINE: "no_answer",
                 DialResult.FAILED: "failed"}
-AMD_WAIT = 7.0  # seconds: Asterisk's total analysis time (5 s) plus margin
-STASIS_WAIT = 5.0  # seconds for a created channel to enter the app before it can be dialled
 DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
 FIRST_DIGIT_WAIT = 6.0  # seconds after a prompt for the first digit
 NEXT_DIGIT_WAIT = 3.0  # seconds between digits
@@ -86,7 +83,7 @@ class CallerGone(Exception):
     """The caller hung up: every wait ends with this so the flow unwinds to the record."""
 
 
-class InboundCall:
+class InboundCall(Connecting):
     def __init__(self, ctx: CallContext, call_id: str, channel: dict[str, Any], start_event: dict[str, Any]) -> None:
         self.ctx = ctx
         self.id = call_id
@@ -119,6 +116,9 @@ class InboundCall:
         self.verdict: "Verdict | None" = None
         self.screen_settings: "ScreeningSettings | None" = None
         self.extension_used: tuple[str, str] | None = None  # (pool, extension) to release when the call ends
+        self.connected_leg: str | None = None  # the outbound leg bridged to the caller
+        self.hold_bridge_id: str | None = None  # the caller's holding bridge while it waits in the queue
+        self.recording_started = False
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -349,6 +349,7 @@ class InboundCall:
         """Supervise a bridged call found alive after the app restarted, until it ends."""
         self.state = CallState.BRIDGED
         self.outbound.append(out_id)
+        self.connected_leg = out_id
         self.bridge_id = f"{self.id}-bridge"
         self._event("adopted", legs=[self.inbound, out_id])
         await self._guarded(lambda: self.supervise_bridge(out_id))
@@ -445,9 +446,10 @@ class InboundCall:
         result = DialResult.FAILED
         last_cause: int | None = None
         for attempt, dest in enumerate(route.destinations, start=1):
-            result, last_cause = await self._dial(dest, attempt, campaign.ring_timeout)
-            if result is DialResult.ANSWERED:
-                return await self._bridge()
+            ringing = await self._ring([dest], attempt, campaign.ring_timeout)
+            result, last_cause = ringing.result, ringing.cause
+            if ringing.leg is not None:
+                return await self._bridge(ringing.leg)
             if result is DialResult.CALLER_GONE:
                 raise CallerGone()
         if route.fallback_message:
@@ -647,67 +649,10 @@ class InboundCall:
         result = entered()
         return result if result is not None else "".join(self.digits[start:])
 
-    async def _dial(self, dest: Destination, attempt: int, ring_timeout: int) -> tuple[DialResult, int | None]:
-        out_id = f"{self.id}-out{attempt}"
-        endpoint = dial_string(dest, self.ctx.settings.trunks)
-        self.ctx.registry.own(out_id, self)
-        self.outbound.append(out_id)
-        self.state = CallState.DIALING
-        self._write(call={"state": self.state.value, "destination": dest.name},
-                    new_legs=[NewLeg(out_id, "outbound", dest.name, endpoint)],
-                    events=[("dial_started", {"destination": dest.name, "attempt": attempt, "leg": out_id})])
-        await self.ctx.rest.create_channel(endpoint, self.ctx.settings.ari.app, app_args=f"outbound,{self.id}",
-                                           channel_id=out_id, originator=self.inbound)
-        # A created channel can only be dialled once it is in the app (its StasisStart).
-        ready = await self._wait(lambda: True if out_id in self.view.in_stasis or out_id in self.view.ended
-                                 or self._caller_gone() else None, STASIS_WAIT)
-        if self._caller_gone():
-            return DialResult.CALLER_GONE, None
-        if ready and out_id not in self.view.ended:
-            await self.ctx.rest.dial(out_id, caller=self.inbound, timeout=ring_timeout)
-
-        def outcome() -> tuple[DialResult, int | None] | None:
-            if self._caller_gone():
-                return DialResult.CALLER_GONE, None
-            status = self.view.dial_status.get(out_id)
-            if status and (result := result_from_dialstatus(status)) is not None:
-                return result, None
-            if out_id in self.view.up:
-                return DialResult.ANSWERED, None
-            end = self.view.ended.get(out_id)
-            if end is not None and end.destroyed:  # earlier hang-up events may carry a provisional cause
-                return result_from_cause(end.cause), end.cause
-            return None
-
-        answer = await self._wait(outcome, ring_timeout + DIAL_GUARD) or (DialResult.NO_ANSWER, None)
-        result, cause = answer
-        answered_at = utcnow() if result is DialResult.ANSWERED else None
-        if result is DialResult.ANSWERED and dest.amd:
-            if await self._destination_is_machine(out_id, attempt):
-                result = DialResult.MACHINE
-            elif out_id in self.view.ended:  # the destination hung up while being listened to
-                result = DialResult.FAILED
-        if result is not DialResult.ANSWERED:
-            await self._hangup(out_id)
-            # Wait briefly for the leg's final cause so the record has it.
-            await self._wait(lambda: True if out_id in self.view.ended and
-                             self.view.ended[out_id].cause is not None else None, 2.0)
-            end = self.view.ended.get(out_id)
-            cause = cause if cause is not None else (end.cause if end else None)
-        leg_fields: dict[str, Any] = {"dial_status": result.value}
-        if answered_at:
-            leg_fields["answered_at"] = answered_at
-        if result is not DialResult.ANSWERED:
-            end = self.view.ended.get(out_id)
-            leg_fields |= {"ended_at": (end.at if end else None) or utcnow(), "hangup_cause": cause,
-                           "hangup_cause_text": end.cause_text if end else None}
-        self._write(legs={out_id: leg_fields}, events=[("dial_result", {"destination": dest.name, "attempt": attempt,
-                                                                        "result": result.value, "cause": cause})])
-        return result, cause
-
-    async def _bridge(self) -> tuple[str, int | None, str | None]:
-        out_id = self.outbound[-1]
+    async def _bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
+        self.connected_leg = out_id
         self._write(call={"destination_answered_at": utcnow()})
+        await self._unhold()
         if not self.answered:
             await self.ctx.rest.answer(self.inbound)
             self._mark_answered()
@@ -798,7 +743,7 @@ class InboundCall:
                                 "hangup_cause": end.cause if end else None,
                                 "hangup_cause_text": end.cause_text if end else None}
         # The cause on the record is the one of the side that ended the call (else the caller's).
-        bridged = (self.inbound, self.outbound[-1]) if self.outbound else (self.inbound,)
+        bridged = (self.inbound, self.connected_leg) if self.connected_leg else (self.inbound,)
         ended_first = self.view.ended.get(self.view.first_remote_end(bridged) or self.inbound)
         cause_text = ended_first.cause_text if ended_first else None
         if cause is None and ended_first is not None:
@@ -826,6 +771,7 @@ class InboundCall:
                     await self._hangup(channel_id)
                 except AriError as exc:
                     log.warning("call %s: hangup of %s failed: %s", self.id, channel_id, exc)
+        await self._unhold()
         if self.bridge_id:
             try:
                 await self.ctx.rest.destroy_bridge(self.bridge_id)

@@ -6,11 +6,16 @@ transcoding. Rendering runs a subprocess, so callers on the event loop use an ex
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterable
+
+log = logging.getLogger(__name__)
 
 ASTERISK_RATE = 8000
 
@@ -37,3 +42,33 @@ def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str
 def asterisk_sound(wav: Path) -> str:
     """The ARI media URI of a rendered prompt."""
     return "sound:" + str(wav.with_suffix(""))
+
+
+class PromptRenderer:
+    """Text prompts as ARI media, rendered off the event loop once per text and shared by every call."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._done: dict[str, str] = {}
+        self._pending: dict[str, "asyncio.Future[str]"] = {}
+
+    async def sound(self, text: str) -> str:
+        if text in self._done:
+            return self._done[text]
+        if text not in self._pending:
+            loop = asyncio.get_running_loop()
+            self._pending[text] = loop.run_in_executor(None, render_wav, text, self.folder)  # type: ignore[assignment]
+        try:
+            wav = await self._pending[text]
+        finally:
+            self._pending.pop(text, None)
+        self._done[text] = asterisk_sound(wav)  # type: ignore[arg-type]
+        return self._done[text]
+
+    async def prepare(self, texts: Iterable[str]) -> None:
+        """Render ahead (at start or when a flow changes) so the first caller does not wait for espeak-ng."""
+        for text in texts:
+            try:
+                await self.sound(text)
+            except Exception as exc:
+                log.warning("cannot render prompt %r: %s", text[:60], exc)

@@ -121,6 +121,7 @@ class AriRest:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        raw: bool = False,
     ) -> Any:
         """Perform one ARI call and return its parsed JSON (``None`` for 204 or an empty body).
 
@@ -153,6 +154,8 @@ class AriRest:
 
         if status >= 400:
             raise http_error(status, method, path, extract_message(body, reason or f"HTTP {status}"))
+        if raw:
+            return body
         if status == 204 or not body.strip():
             return None
         try:
@@ -410,3 +413,48 @@ class AriRest:
     async def destroy_bridge(self, bridge_id: str) -> None:
         """DELETE /bridges/{id} (channels in it are removed, not hung up)."""
         await self.request("DELETE", f"/bridges/{_id(bridge_id)}")
+
+    async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
+        """POST /bridges/{id}/moh: music on hold for everyone in a (holding) bridge."""
+        await self.request("POST", f"/bridges/{_id(bridge_id)}/moh", params={"mohClass": moh_class})
+
+    async def stop_bridge_moh(self, bridge_id: str) -> None:
+        """DELETE /bridges/{id}/moh."""
+        await self.request("DELETE", f"/bridges/{_id(bridge_id)}/moh")
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        """POST /channels/{id}/moh."""
+        await self.request("POST", f"/channels/{_id(channel_id)}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        """DELETE /channels/{id}/moh."""
+        await self.request("DELETE", f"/channels/{_id(channel_id)}/moh")
+
+    # -- recordings -----------------------------------------------------------------
+
+    async def record_bridge(self, bridge_id: str, name: str, *, format: str = "wav", max_duration: int = 0,
+                            if_exists: str = "overwrite", beep: bool = False) -> dict[str, Any]:
+        """POST /bridges/{id}/record: record what the bridge mixes (both sides of a call)."""
+        return await self.request("POST", f"/bridges/{_id(bridge_id)}/record", params={
+            "name": name, "format": format, "maxDurationSeconds": max_duration, "ifExists": if_exists,
+            "beep": beep})
+
+    async def record_channel(self, channel_id: str, name: str, *, format: str = "wav", max_duration: int = 0,
+                             max_silence: int = 0, if_exists: str = "overwrite", beep: bool = False,
+                             terminate_on: str = "none") -> dict[str, Any]:
+        """POST /channels/{id}/record: what one channel sends (a voicemail message)."""
+        return await self.request("POST", f"/channels/{_id(channel_id)}/record", params={
+            "name": name, "format": format, "maxDurationSeconds": max_duration, "maxSilenceSeconds": max_silence,
+            "ifExists": if_exists, "beep": beep, "terminateOn": terminate_on})
+
+    async def stop_recording(self, name: str) -> None:
+        """POST /recordings/live/{name}/stop: stop and keep the file."""
+        await self.request("POST", f"/recordings/live/{_id(name)}/stop")
+
+    async def fetch_stored_recording(self, name: str, timeout: float = 30.0) -> bytes:
+        """GET /recordings/stored/{name}/file: the finished file's bytes (works with a remote Asterisk too)."""
+        return await self.request("GET", f"/recordings/stored/{_id(name)}/file", timeout=timeout, raw=True)
+
+    async def delete_stored_recording(self, name: str) -> None:
+        """DELETE /recordings/stored/{name}."""
+        await self.request("DELETE", f"/recordings/stored/{_id(name)}")
