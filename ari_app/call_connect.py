@@ -190,6 +190,26 @@ class Connecting:
 
     # --- recording ---------------------------------------------------------------------------------------
 
+    async def _disclose_and_record(self: "InboundCall", disclosure: str | None) -> None:
+        """Tell both sides the call is recorded (to each leg, so each hears it whole), then record the bridge."""
+        assert self.bridge_id is not None and self.connected_leg is not None
+        if disclosure and self.ctx.routing is not None:
+            try:
+                media = await asyncio.wait_for(self.ctx.routing.prompts.sound(disclosure), 5.0)
+            except Exception as exc:
+                log.warning("call %s: no recording disclosure (%s): not recording", self.id, exc)
+                return
+            legs = (self.inbound, self.connected_leg)
+            ids = [f"{self.id}-disclosure-{i}" for i in range(len(legs))]
+            for leg, playback_id in zip(legs, ids):
+                await self.ctx.rest.play(leg, media, playback_id=playback_id)
+            await self._wait(lambda: True if all(p in self.view.playbacks_done for p in ids)
+                             or any(leg in self.view.ended for leg in legs) else None, 20.0)
+            self._event("recording_disclosed", text=disclosure)
+            if any(leg in self.view.ended for leg in legs):
+                return
+        await self._start_recording(self.bridge_id)
+
     @property
     def recording_name(self: "InboundCall") -> str:
         return f"ringpool-{self.id}"

@@ -21,6 +21,7 @@ from ari_app.inbound_call import CallContext, InboundCall
 from ari_app.logging_setup import call_id_var
 from ari_app.media.tap import SAMPLE_RATE
 from ari_app.metrics import CallMetrics
+from ari_app.routing.service import RoutingService
 from detectors.hub import HubRunner
 from detectors.speech import load_model
 from storage.async_store import AsyncCallStore
@@ -56,9 +57,10 @@ class CallManager:
         self.metrics = CallMetrics()
         # One detector hub for every listened call: streams are processed together, vectorised.
         self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
+        self.routing = RoutingService(settings, store)
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
                                on_latency=self.metrics.observe_decision_ms, tracking=tracking,
-                               screening=screening)
+                               screening=screening, routing=self.routing)
         self._reconcile_lock = asyncio.Lock()
         self._speech_loading: asyncio.Task[None] | None = None
 
@@ -155,7 +157,8 @@ class CallManager:
     async def _remove_orphan_bridges(self) -> None:
         """Bridges this app made (ids it chose) whose call no longer runs here: left by a crash."""
         live = {call.bridge_id for call in self.calls.values()} | {
-            call.tap.bridge_id for call in self.calls.values() if call.tap is not None}
+            call.tap.bridge_id for call in self.calls.values() if call.tap is not None} | {
+            call.hold_bridge_id for call in self.calls.values()}
         for bridge in await self.rest.list_bridges():
             bridge_id = bridge.get("id", "")
             ours = bridge_id.endswith("-bridge") and bridge.get("creator") == "Stasis"
@@ -266,6 +269,7 @@ class CallManager:
 
     async def start(self) -> None:
         self.hub.start()
+        await self.routing.start()
         model = self.settings.speech.model
         if model is not None:
             # Loading a Vosk model takes seconds (more on a busy machine): never on the event loop, and in the
@@ -289,3 +293,4 @@ class CallManager:
         if self._speech_loading is not None and not self._speech_loading.done():
             self._speech_loading.cancel()
         await self.hub.stop()
+        await self.routing.close()

@@ -20,6 +20,8 @@ class CallState(str, Enum):
     GREETING = "greeting"
     CHALLENGE = "challenge"  # the extra treatment for suspicious callers: a digit to press, a voice to hear
     EXTENSION = "extension"  # asking an extension-site caller for the extension on the web page
+    IVR = "ivr"  # in the campaign's flow: menus, questions, conditions
+    QUEUED = "queued"  # waiting with music on hold for a destination to free up
     RINGING = "ringing"
     DIALING = "dialing"
     BRIDGED = "bridged"

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from ari_app.yaml_located import ConfigError, LocatedList, LocatedMap, load_located
 
 if TYPE_CHECKING:
+    from dialplan.bids import Buyer
+    from dialplan.caps import DestinationLimits
+    from dialplan.hours import Schedule
+    from dialplan.payouts import PayoutRules
+    from dialplan.quality import QualitySettings
+    from dialplan.routing import RoutingSettings
+    from ivr.flow import Flow
     from ari_app.outbox.model import Sink
     from ari_app.screening.model import ScreeningSettings
     from ari_app.tracking.model import Pool
@@ -85,6 +93,7 @@ class Destination:
     number: str | None = None
     amd: bool = False  # listen when it answers, before bridging: an answering machine counts as no answer
     account: str | None = None  # a registered test account (kind "sip"), dialled as PJSIP/<username>
+    limits: "DestinationLimits | None" = None  # hours, regions and caps; None: always, anyone, unlimited
 
     @property
     def endpoint(self) -> str:
@@ -118,6 +127,26 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """Callers wait here when no destination can take the call (seed 000: ordered by quality)."""
+
+    max_wait: int = 300  # seconds, then the fallback
+    announce_every: int = 30  # seconds between position announcements; 0: never
+    music: str | None = None  # Asterisk music-on-hold class; None: "default" (Ringpool's own with the bundled one)
+    fallback: str = "voicemail"  # voicemail, hangup, or callback (the caller is called back when a place frees)
+
+
+QUEUE_FALLBACKS = ("voicemail", "hangup", "callback")
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    enabled: bool = False
+    disclosure: str | None = "This call may be recorded."  # spoken to both sides before recording starts
+    min_seconds: int = 5  # shorter recordings are deleted (seed 000: minimum call recording length)
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     title: str
@@ -127,6 +156,13 @@ class Campaign:
     fallback: Fallback
     detection: DetectionSettings = DetectionSettings()
     screening: "ScreeningSettings | None" = None  # None: the global screening settings
+    flow: str | None = None  # the IVR flow callers go through (config flows folder)
+    routing: "RoutingSettings | None" = None  # None: the destination, then the fallback destination
+    quality: "QualitySettings | None" = None  # None: the default quality factors
+    payout: "PayoutRules | None" = None  # None: no revenue or payout is computed
+    queue: QueueSettings | None = None  # None: no queue; a caller nobody can take gets the fallback
+    recording: RecordingSettings = RecordingSettings()
+    flow_routes: Mapping[str, "RoutingSettings"] = field(default_factory=dict)  # the flow's route nodes, resolved
 
 
 @dataclass(frozen=True)
@@ -237,6 +273,9 @@ class Settings:
     inventory: tuple[str, ...] = ()  # numbers in no campaign, from which pools grow
     webhooks: dict[str, "Sink"] = field(default_factory=dict)  # where call events are sent (the outbox)
     screening: "ScreeningSettings | None" = None  # the defaults; None: built-in defaults
+    schedules: dict[str, "Schedule"] = field(default_factory=dict)  # named business hours
+    flows: dict[str, "Flow"] = field(default_factory=dict)  # IVR flows by name
+    buyers: dict[str, "Buyer"] = field(default_factory=dict)  # who bids for calls (routing strategy "bids")
 
     def screening_for(self, campaign: Campaign | None) -> "ScreeningSettings":
         from ari_app.screening.model import ScreeningSettings
@@ -372,31 +411,56 @@ def _read_trunk(s: _Section) -> Trunk:
     return Trunk(name=name, match=tuple(match), contact=contact)
 
 
-def _read_destination(s: _Section) -> Destination:
+def _read_destination(s: _Section, schedules: Collection[str]) -> Destination:
+    from dialplan.routing import read_destination_limits
+
     name = s.string("name", pattern=NAME_RE, hint="lower-case letters, digits, - and _")
+    limits = read_destination_limits(s, schedules)
+    amd = s.boolean("amd", False)
     if "account" in s.data:
         account = s.string("account")
         problem = account_username_problem(account)
         if problem:
             raise s.error("account", f"invalid test account name {account!r}: {problem}")
-        amd = s.boolean("amd", False)
         for other in ("host", "port", "user", "trunk", "number"):
             if other in s.data:
                 raise s.error(other, "a destination is either an account, a host or a trunk number")
         s.reject_unknown()
-        return Destination(name=name, kind="sip", account=account, amd=amd)
+        return Destination(name=name, kind="sip", account=account, amd=amd, limits=limits)
     if "trunk" in s.data:
         trunk = s.string("trunk", pattern=NAME_RE)
         number = s.string("number", pattern=re.compile(r"^\+?[0-9]{3,20}$"), hint="digits, optional leading +")
-        amd = s.boolean("amd", False)
         s.reject_unknown()
-        return Destination(name=name, kind="trunk", trunk=trunk, number=normalise_number(number), amd=amd)
+        return Destination(name=name, kind="trunk", trunk=trunk, number=normalise_number(number), amd=amd,
+                           limits=limits)
     host = _host(s, "host")
     port = _port(s, "port", 5060)
     user = s.string("user", None, pattern=re.compile(r"^[A-Za-z0-9+._-]{1,64}$"))
-    amd = s.boolean("amd", False)
     s.reject_unknown()
-    return Destination(name=name, kind="sip", host=host, port=port, user=user, amd=amd)
+    return Destination(name=name, kind="sip", host=host, port=port, user=user, amd=amd, limits=limits)
+
+
+def _read_queue(s: _Section) -> QueueSettings | None:
+    if not s.data:
+        return None
+    queue = QueueSettings(max_wait=s.integer("max_wait", 300, low=5, high=3600),
+                          announce_every=s.integer("announce_every", 30, low=0, high=600),
+                          music=s.string("music", None, pattern=re.compile(r"^[A-Za-z0-9_-]{1,40}$")),
+                          fallback=s.string("fallback", "voicemail"))
+    if queue.fallback not in QUEUE_FALLBACKS:
+        raise s.error("fallback", f"{queue.fallback!r}: expected one of {', '.join(QUEUE_FALLBACKS)}")
+    s.reject_unknown()
+    return queue
+
+
+def _read_recording(s: _Section) -> RecordingSettings:
+    if not s.data:
+        return RecordingSettings()
+    recording = RecordingSettings(enabled=s.boolean("enabled", True),
+                                  disclosure=s.string("disclosure", RecordingSettings.disclosure) or None,
+                                  min_seconds=s.integer("min_seconds", 5, low=0, high=3600))
+    s.reject_unknown()
+    return recording
 
 
 def _read_fallback(s: _Section) -> Fallback:
@@ -482,6 +546,9 @@ def _read_security(s: _Section) -> SecuritySettings:
 
 
 def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
+    from dialplan.payouts import read_payout
+    from dialplan.quality import read_quality
+
     name = s.string("name", pattern=NAME_RE, hint="lower-case letters, digits, - and _")
     campaign = Campaign(
         name=name,
@@ -491,8 +558,14 @@ def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
         ring_timeout=s.integer("ring_timeout", 20, low=1, high=300),
         fallback=_read_fallback(s.section("fallback")),
         detection=_read_detection(s.section("detection")),
+        flow=s.string("flow", None, pattern=NAME_RE, hint="the name of a flow in the flows folder"),
+        quality=read_quality(s.section("quality")) if s.data.get("quality") is not None else None,
+        payout=read_payout(s.section("payout")),
+        queue=_read_queue(s.section("queue")),
+        recording=_read_recording(s.section("recording")),
     )
-    s.used.add("screening")  # read after the global section, which it overrides (load_settings)
+    # read after the global sections they refer to (load_settings)
+    s.used |= {"screening", "routing"}
     numbers = []
     raw = s.raw("numbers", LocatedList())
     if not isinstance(raw, list):
@@ -572,7 +645,9 @@ def load_settings(path: Path | str) -> Settings:
     trunks = _unique([(_read_trunk(s), line) for s, line in top.items("trunks")], path, "trunks", lambda t: t.name)
     if not trunks:
         raise ConfigError(path, top.line_of("trunks"), "trunks", "at least one trunk is needed to receive calls")
-    destinations = _unique([(_read_destination(s), line) for s, line in top.items("destinations")],
+    from dialplan.hours import read_schedules
+    schedules = read_schedules(top.section("schedules"))
+    destinations = _unique([(_read_destination(s, schedules), line) for s, line in top.items("destinations")],
                            path, "destinations", lambda d: d.name)
     for s, _line in top.items("destinations"):
         dest = destinations[str(s.data["name"])]  # the name may have been read as a YAML int
@@ -610,12 +685,55 @@ def load_settings(path: Path | str) -> Settings:
     for (campaign, _numbers), s, _line in campaign_items:
         if s.data.get("screening") is not None:
             campaigns[campaign.name] = replace(campaign, screening=read_screening(s.section("screening"), screening))
+    flows = _read_flows(top, base, schedules)
+    _resolve_routing(campaign_items, campaigns, destinations, flows)
+    from dialplan.bids import read_buyers
+    buyers = read_buyers(top.items("buyers"), destinations, schedules, campaigns)
     top.reject_unknown()
 
     return Settings(path=path, state_dir=state_dir, database=database, ari=ari, asterisk=asterisk,
                     admin=admin, trunks=trunks, destinations=destinations, campaigns=campaigns, numbers=numbers,
                     speech=speech, test_accounts=test_accounts, security=security, pools=pools,
-                    inventory=inventory, webhooks=webhooks, screening=screening)
+                    inventory=inventory, webhooks=webhooks, screening=screening, schedules=schedules, flows=flows,
+                    buyers=buyers)
+
+
+def _read_flows(top: _Section, base: Path, schedules: Collection[str]) -> dict[str, "Flow"]:
+    """`flows:` names the folder of IVR flow files (default: flows/ beside this file, when it exists)."""
+    from ivr.flow import load_flows
+
+    folder = top.string("flows", None)
+    if folder is None:
+        default = base / "flows"
+        return load_flows(default, schedules=schedules) if default.is_dir() else {}
+    path = (base / folder).resolve()
+    if not path.is_dir():
+        raise top.error("flows", f"no such folder: {path}")
+    return load_flows(path, schedules=schedules)
+
+
+def _resolve_routing(items: list[Any], campaigns: dict[str, Campaign], destinations: Collection[str],
+                     flows: Mapping[str, "Flow"]) -> None:
+    """Each campaign's routing (its `routing:` section over its destination and fallback), and the route
+    nodes of its flow resolved over it: every destination named anywhere is checked at load."""
+    from dialplan.routing import default_routing, read_routing
+    from ivr.flow import Route
+
+    for (campaign, _numbers), s, _line in items:
+        campaign = campaigns[campaign.name]
+        routing = default_routing(campaign.destination, campaign.ring_timeout, campaign.fallback.destination)
+        if s.data.get("routing") is not None:
+            routing = read_routing(s.section("routing"), destinations, routing)
+        flow_routes: dict[str, Any] = {}
+        if campaign.flow is not None:
+            flow = flows.get(campaign.flow)
+            if flow is None:
+                raise s.error("flow", f"no flow named {campaign.flow!r} in the flows folder")
+            for node in flow.nodes.values():
+                if isinstance(node, Route) and not isinstance(node.spec, str):
+                    spec = _Section(Path(flow.file), node.spec, f"nodes.{node.name}.route", node.line)
+                    flow_routes[node.name] = read_routing(spec, destinations, routing)
+        campaigns[campaign.name] = replace(campaign, routing=routing, flow_routes=flow_routes)
 
 
 def _read_pools(top: _Section, campaigns: dict[str, Campaign],

@@ -14,14 +14,15 @@ import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
 from ari_app.ari import AriError, AriNotFound, AriRest
 from ari_app.call_state import CallState, ChannelView, DialResult, ari_time
-from ari_app.call_connect import AMD_WAIT, STASIS_WAIT, Connecting
+from ari_app.call_connect import AMD_WAIT, STASIS_WAIT, Connecting, Ringing
 from ari_app.call_detections import CallDetections
 from ari_app.config import Campaign, Settings
+from ari_app.ivr_port import CallFlowPort
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
 from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
@@ -30,11 +31,20 @@ from detectors.hub import HubRunner
 from detectors.speech import SpeechConfig, create_speech, model_ready
 from dialplan.decision import Action, Decision, decide
 from dialplan.signaling import Signaling, signaling_from_channel
+from ivr.engine import run_flow
+from ivr.flow import Prompt
 from storage.async_store import AsyncCallStore
 from storage.calls import NewCall, NewLeg
 from storage.db import utcnow
 
 if TYPE_CHECKING:
+    from ari_app.config import QueueSettings
+    from ari_app.routing.service import RoutingService
+    from dialplan.facts import CallFacts
+    from dialplan.quality import Quality
+    from dialplan.routing import RoutingSettings
+    from ivr.engine import FlowOutcome
+    from ivr.flow import Flow
     from ari_app.screening.model import Refusal, ScreeningSettings
     from ari_app.screening.score import Verdict
     from ari_app.screening.service import ScreeningService
@@ -60,6 +70,10 @@ DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) a
 FIRST_DIGIT_WAIT = 6.0  # seconds after a prompt for the first digit
 NEXT_DIGIT_WAIT = 3.0  # seconds between digits
 EXTENSION_TRIES = 2
+WHISPER_RENDER_WAIT = 5.0  # seconds for espeak-ng to render a whisper or announcement before going without it
+QUEUE_VOICEMAIL_TEXT = "Nobody is available to take your call. Please leave a message after the tone."
+QUEUE_VOICEMAIL_SECONDS = 120
+QUEUE_GOODBYE_TEXT = "Nobody is available to take your call. Please call again later. Goodbye."
 
 
 class ChannelRegistry(Protocol):
@@ -77,6 +91,7 @@ class CallContext:
     on_latency: Callable[[float], None] | None = None
     tracking: "TrackingService | None" = None  # pools and attribution
     screening: "ScreeningService | None" = None  # score 1 before answer, the challenge after
+    routing: "RoutingService | None" = None  # facts, quality, plans, caps, the queue, payouts
 
 
 class CallerGone(Exception):
@@ -119,6 +134,12 @@ class InboundCall(Connecting):
         self.connected_leg: str | None = None  # the outbound leg bridged to the caller
         self.hold_bridge_id: str | None = None  # the caller's holding bridge while it waits in the queue
         self.recording_started = False
+        self.arrived_at = ari_time(start_event) or utcnow()
+        self.facts: "CallFacts | None" = None  # what routing decisions read, once the campaign is known
+        self.quality: "Quality | None" = None
+        self.attempts = 0  # ringing attempts so far (legs are named after them)
+        self.claimed_bid: float | None = None  # the winning buyer's bid: the call's revenue
+        self.claimed: tuple[tuple[str, ...], str | None] | None = None  # the bridged destination and buyer's place
 
     # --- plumbing ----------------------------------------------------------------------------------------
 
@@ -158,14 +179,19 @@ class InboundCall(Connecting):
             self.detections.from_media(events, leg, tap.started_at)
 
         speech = None
-        if leg == "caller" and self.campaign and self.campaign.detection.speech \
-                and model_ready(self.ctx.settings.speech.model):  # still loading: no transcript for this call
+        wants_speech = self.campaign is not None and (self.campaign.detection.speech or self._flow_listens())
+        if leg == "caller" and wants_speech and model_ready(self.ctx.settings.speech.model):  # still loading: no transcript for this call
             speech = create_speech(SpeechConfig(model_path=str(self.ctx.settings.speech.model or "") or None,
                                                 keywords=self.ctx.settings.speech.keywords or None), SAMPLE_RATE)
         tap = MediaTap(self.ctx.rest, self.ctx.settings.ari.app, tap_id=tap_id, channel_id=channel_id,
                        own=lambda channel: self.ctx.registry.own(channel, self),
                        disown=self.ctx.registry.disown, on_events=on_events, hub=self.ctx.hub, speech=speech)
         return tap
+
+    def _flow_listens(self) -> bool:
+        """Whether the campaign's flow takes spoken answers (its menus' words, its speech questions)."""
+        flow = self.ctx.settings.flows.get(self.campaign.flow) if self.campaign and self.campaign.flow else None
+        return flow is not None and any(getattr(node, "words", None) for node in flow.nodes.values())
 
     async def _start_tap(self, tap: MediaTap) -> bool:
         async def in_stasis(channels: tuple[str, ...]) -> bool:
@@ -423,8 +449,17 @@ class InboundCall(Connecting):
             await self._first_command(self.ctx.rest.progress(self.inbound))
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
+        routing = self.ctx.routing
+        self.facts = await routing.facts(self.id, signaling, campaign, self.arrival,
+                                         self.verdict.score if self.verdict else None, self.arrived_at)
+        self.quality = routing.initial_quality(campaign, self.facts)
+        region = self.facts.region
+        self._write(call=self.quality.record() | {
+            "number_type": self.facts.number_type,
+            "region": ", ".join(x for x in (region.country, region.state, region.area_code) if x) if region else None})
+        flow = self.ctx.settings.flows.get(campaign.flow) if campaign.flow else None
         asks_extension = route.tracking_number.role == "extension" and self.ctx.tracking is not None
-        if campaign.greeting or asks_extension or decision.challenge or self.answered:
+        if campaign.greeting or asks_extension or decision.challenge or flow or self.answered:
             if not self.answered:
                 await self._first_command(self.ctx.rest.answer(self.inbound))
                 self._mark_answered()
@@ -443,25 +478,190 @@ class InboundCall(Connecting):
             await self._first_command(self.ctx.rest.ring(self.inbound))
             self._set_state(CallState.RINGING)
 
-        result = DialResult.FAILED
-        last_cause: int | None = None
-        for attempt, dest in enumerate(route.destinations, start=1):
-            ringing = await self._ring([dest], attempt, campaign.ring_timeout)
-            result, last_cause = ringing.result, ringing.cause
-            if ringing.leg is not None:
-                return await self._bridge(ringing.leg)
-            if result is DialResult.CALLER_GONE:
-                raise CallerGone()
-        if route.fallback_message:
+        settings = routing.routing_for(campaign)
+        if flow is not None:
+            outcome = await self._run_flow(flow)
+            if outcome.kind in ("hangup", "voicemail"):
+                await self._hangup(self.inbound)
+                return ("voicemail" if outcome.kind == "voicemail" and outcome.spec else "completed",
+                        CAUSE_NORMAL, "ringpool")
+            if outcome.kind == "queue":
+                return await self._route(campaign, settings, queue_first=True)
+            if outcome.kind == "destination":
+                chosen = routing.to_destination(campaign, str(outcome.spec))
+                if chosen is None:
+                    self._event("decision_destination_refused", destination=str(outcome.spec)[:80],
+                                reason="not a configured destination")
+                settings = chosen or settings
+            else:
+                settings = routing.routing_for(campaign, outcome.node)
+        return await self._route(campaign, settings)
+
+    async def _run_flow(self, flow: "Flow") -> "FlowOutcome":
+        """The campaign's IVR: every node, key and answer goes on the record; answers feed quality and routing."""
+        assert self.facts is not None and self.campaign is not None and self.quality is not None
+        self._set_state(CallState.IVR, flow=flow.name)
+        port = CallFlowPort(self, self.ctx.routing.prompts, self.ctx.routing.http)
+        outcome = await run_flow(flow, port, self.facts, schedules=self.ctx.settings.schedules,
+                                 clock=lambda: datetime.now(timezone.utc))
+        self.quality = self.ctx.routing.after_ivr(self.campaign, self.quality, self.facts)
+        self._write(call=self.quality.record() | {"ivr_path": outcome.path, "ivr_answers": outcome.answers,
+                                                  "tags": sorted(self.facts.tags)},
+                    events=[("ivr_outcome", {"kind": outcome.kind, "node": outcome.node, "reason": outcome.reason})])
+        return outcome
+
+    async def _route(self, campaign: Campaign, settings: "RoutingSettings", *,
+                     queue_first: bool = False) -> tuple[str, int | None, str | None]:
+        """Try the plan; when nobody can take the call, the queue (if the campaign has one), else the fallback
+        message and the caller hears why (486 busy, 480 no answer, 503 failure)."""
+        result, last_cause = DialResult.FAILED, None
+        if not queue_first:
+            tried = await self._try_route(campaign, settings)
+            if isinstance(tried, tuple):
+                return tried
+            result, last_cause = tried.result, tried.cause
+        if campaign.queue is not None:
+            served = await self._queue(campaign, settings)
+            if served is not None:
+                return served
+            return await self._queue_fallback(campaign.queue)
+        if campaign.fallback.message:
             self._set_state(CallState.FALLBACK_MESSAGE)
             if not self.answered:
                 await self.ctx.rest.answer(self.inbound)
                 self._mark_answered()
                 await self._answered()
-            await self._play(route.fallback_message)
-        # An unanswered caller hears what happened: 486 busy, 480 no answer, 503 failure.
+            await self._play(campaign.fallback.message)
         await self._hangup(self.inbound, CALLER_CAUSES.get(result, CAUSE_NORMAL))
         return DISPOSITIONS.get(result, "failed"), last_cause, "destination"
+
+    async def _try_route(self, campaign: Campaign, settings: "RoutingSettings") -> "Ringing | tuple[str, int | None, str | None]":
+        """Plan (destinations, bids, caps) and ring each attempt in turn; a bridged call's end when one answers."""
+        assert self.facts is not None
+        routing = self.ctx.routing
+        plan = await routing.plan(settings, self.facts)
+        self._write(call=plan.record(), events=[("route_plan", {
+            "strategy": plan.strategy, "attempts": [asdict(a) for a in plan.attempts], "skipped": list(plan.skipped),
+            "notes": list(plan.notes)})])
+        whisper = asyncio.ensure_future(routing.prompts.sound(plan.whisper)) if plan.whisper else None
+        last = Ringing(DialResult.FAILED, None)
+        try:
+            for attempt in plan.attempts:
+                dests = [self.ctx.settings.destinations[name] for name in attempt.destinations]
+                routing.claim(attempt)
+                self.attempts += 1
+                try:
+                    last = await self._ring(dests, self.attempts, plan.ring_timeout, caller_id=plan.caller_id,
+                                            buyer=attempt.buyer)
+                finally:
+                    kept = last.destination.name if last.leg is not None and last.destination else None
+                    routing.release(tuple(d for d in attempt.destinations if d != kept),
+                                    None if kept else attempt.buyer, offer=False)
+                if last.result is DialResult.CALLER_GONE:
+                    raise CallerGone()
+                if last.leg is not None and last.destination is not None:
+                    self.claimed = ((last.destination.name,), attempt.buyer)
+                    if attempt.buyer:
+                        self.claimed_bid = attempt.bid
+                        self._write(call={"buyer": attempt.buyer, "winning_bid": attempt.bid},
+                                    events=[("bid_won", {"buyer": attempt.buyer, "bid": attempt.bid})])
+                    if whisper is not None:
+                        media = await self._whisper_media(whisper)
+                        if media:
+                            await self._whisper(last.leg, media)
+                    return await self._bridge(last.leg)
+        finally:
+            if whisper is not None and not whisper.done():
+                whisper.cancel()
+        return last
+
+    async def _whisper_media(self, rendering: "asyncio.Future[str]") -> str | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(rendering), WHISPER_RENDER_WAIT)
+        except Exception as exc:  # espeak-ng missing or slow: the agent just gets the caller
+            log.warning("call %s: no whisper: %s", self.id, exc)
+            return None
+
+    async def _queue(self, campaign: Campaign, settings: "RoutingSettings") -> tuple[str, int | None, str | None] | None:
+        """Wait in the queue with music on hold, best quality first (seed 000), hearing the position now and
+        then; tried again each time a destination frees up. None when the maximum wait passed."""
+        assert campaign.queue is not None and self.facts is not None
+        queue, routing = campaign.queue, self.ctx.routing
+        wanted = tuple(dict.fromkeys([t.name for t in settings.destinations] + list(settings.fallback)))
+        if not self.answered:
+            await self._first_command(self.ctx.rest.answer(self.inbound))
+            self._mark_answered()
+            await self._answered()
+        await self._hold(queue.music)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline, announce_at = started + queue.max_wait, started
+        self._set_state(CallState.QUEUED, queued_at=utcnow(),
+                        event=("queued", {"quality": self.facts.quality, "destinations": list(wanted)}))
+        joined: float | None = None
+        try:
+            while True:
+                waiter = routing.queue.join(self.id, self.facts.quality, wanted, joined=joined)
+                joined = waiter.joined
+                waker = asyncio.ensure_future(self._wake_when(waiter.woken))
+                try:
+                    while not waiter.woken.is_set() and loop.time() < deadline:
+                        if queue.announce_every and loop.time() >= announce_at:
+                            await self._announce_position(routing.queue.position(self.id) or 1)
+                            announce_at = loop.time() + queue.announce_every
+                        until = min(deadline, announce_at) if queue.announce_every else deadline
+                        await self._wait(lambda: True if waiter.woken.is_set() or self._caller_gone() else None,
+                                         max(0.05, until - loop.time()))
+                        self._check_caller()
+                finally:
+                    waker.cancel()
+                    routing.queue.leave(self.id)
+                if not waiter.woken.is_set():
+                    self._event("queue_timeout", waited=round(loop.time() - started, 1))
+                    return None
+                self._event("queue_offer", destination=waiter.offered, position=1)
+                tried = await self._try_route(campaign, settings)
+                if isinstance(tried, tuple):
+                    return tried
+                await self._hold(queue.music)  # taken before we got there: back in line, same place
+                self._set_state(CallState.QUEUED)
+        finally:
+            self._write(call={"queue_seconds": round(loop.time() - started, 1)})
+
+    async def _wake_when(self, woken: asyncio.Event) -> None:
+        await woken.wait()
+        self.queue.put_nowait(WAKE)
+
+    async def _announce_position(self, position: int) -> None:
+        text = f"You are caller number {position}. Please hold." if position > 1 else \
+            "You are next in line. Please hold."
+        try:
+            media = await asyncio.wait_for(self.ctx.routing.prompts.sound(text), WHISPER_RENDER_WAIT)
+            await self.ctx.rest.play(self.inbound, media, playback_id=f"{self.id}-position-{int(time.monotonic() * 1000)}")
+        except Exception as exc:  # an announcement is a courtesy: the caller keeps its place without it
+            log.info("call %s: no position announcement: %s", self.id, exc)
+            return
+        self._event("queue_position", position=position)
+
+    async def _queue_fallback(self, queue: "QueueSettings") -> tuple[str, int | None, str | None]:
+        await self._unhold()
+        self._set_state(CallState.FALLBACK_MESSAGE)
+        port = CallFlowPort(self, self.ctx.routing.prompts, self.ctx.routing.http)
+        if queue.fallback == "voicemail":
+            saved = await port.record_voicemail((Prompt("text", QUEUE_VOICEMAIL_TEXT),), QUEUE_VOICEMAIL_SECONDS)
+            await self._hangup(self.inbound)
+            return ("voicemail" if saved else "no_answer"), CAUSE_NORMAL, "ringpool"
+        await port.play((Prompt("text", QUEUE_GOODBYE_TEXT),), interruptible=False)
+        await self._hangup(self.inbound)
+        return "no_answer", CAUSE_NORMAL, "ringpool"
+
+    def _check_caller(self) -> None:
+        if self._caller_gone():
+            raise CallerGone()
+
+    async def _listen_for_speech(self) -> None:
+        """Speech answers in the IVR need the caller's audio reaching the recogniser."""
+        await self._start_listening()
 
     def _record_decision(self, decision: Decision) -> None:
         route = decision.route
@@ -662,6 +862,8 @@ class InboundCall(Connecting):
         await self.ctx.rest.add_to_bridge(self.bridge_id, [self.inbound, out_id])
         self._set_state(CallState.BRIDGED, bridged_at=utcnow(),
                         event=("bridged", {"bridge": self.bridge_id, "legs": [self.inbound, out_id]}))
+        if self.campaign is not None and self.campaign.recording.enabled:
+            await self._disclose_and_record(self.campaign.recording.disclosure)
         return await self.supervise_bridge(out_id)
 
     async def supervise_bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
@@ -736,6 +938,11 @@ class InboundCall(Connecting):
     async def _finish(self, disposition: str, cause: int | None, side: str | None) -> None:
         """Write each leg's end and the call's final disposition, with causes from ChannelDestroyed."""
         self.finished = True
+        if self.claimed is not None and self.ctx.routing is not None:
+            self.ctx.routing.release(*self.claimed)  # the best caller waiting for this destination goes next
+            self.claimed = None
+        if self.campaign is not None:
+            await self._save_recording(self.campaign.recording.min_seconds)
         legs = {}
         for channel_id in self.channels():
             end = self.view.ended.get(channel_id)
@@ -755,8 +962,20 @@ class InboundCall(Connecting):
         log.info("call %s: %s (cause %s, side %s, campaign %s)", self.id, disposition, cause, side,
                  self.campaign.name if self.campaign else "-")
         self.state = CallState.ENDED
+        await self._settle()
         if self.extension_used and self.ctx.tracking is not None:
             await self.ctx.tracking.release_extension(*self.extension_used)  # the next visitor may have it
+
+    async def _settle(self) -> None:
+        """Final quality and payout, from the finished record (talk time, transcript, conversion)."""
+        if self.ctx.routing is None or self.campaign is None or self.facts is None:
+            return
+        heard = [d.kind for d in self.detections.items if d.leg == "caller"]
+        try:
+            await self.ctx.routing.settle(self.id, self.campaign, self.facts, self.quality, [], heard,
+                                          self.claimed_bid)
+        except Exception:
+            log.exception("call %s: settling quality and payout failed", self.id)
 
     async def _cleanup(self) -> None:
         """Stop listening, hang up what is left, destroy the bridge, and give Asterisk a moment to report

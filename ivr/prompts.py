@@ -18,6 +18,7 @@ from typing import Iterable
 log = logging.getLogger(__name__)
 
 ASTERISK_RATE = 8000
+MAX_TEXT = 1000  # characters: a prompt longer than this is cut (placeholders come from visitors)
 
 
 def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str = "en-us", speed: int = 150) -> Path:
@@ -30,8 +31,9 @@ def render_wav(text: str, folder: Path, *, rate: int = ASTERISK_RATE, voice: str
     if not out.exists():
         with tempfile.TemporaryDirectory() as td:
             raw = Path(td) / "raw.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
-                           check=True, capture_output=True, timeout=60)
+            # the text on stdin, never as an argument: a visitor's keyword starting with '-' is not an option
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), "--stdin"],
+                           input=text[:MAX_TEXT].encode(), check=True, capture_output=True, timeout=60)
             tmp = Path(td) / "out.wav"
             subprocess.run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(tmp)],
                            check=True, capture_output=True, timeout=60)

@@ -17,7 +17,10 @@ from storage.db import seconds_between, utcnow
 
 DETECTION_COLUMNS = frozenset({"fax_detected", "modem_detected", "voice_detected", "silence_detected",
                                "machine_dtmf", "dtmf_digits", "transcript", "keywords", "amd_result"})
-FINAL_DISPOSITIONS = ("rejected", "abandoned", "no_answer", "busy", "failed", "completed", "unavailable")
+FINAL_DISPOSITIONS = ("rejected", "abandoned", "no_answer", "busy", "failed", "completed", "unavailable", "voicemail")
+# Columns stored as JSON text that the API returns decoded (older JSON columns stay text for compatibility).
+JSON_FIELDS = ("decision_reasons", "ivr_path", "ivr_answers", "tags", "quality_factors", "route_reasons", "bids",
+               "payout_details")
 
 
 @dataclass
@@ -362,6 +365,7 @@ def _sql_value(value: Any) -> Any:
 
 def _decode_call(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
-    if row.get("decision_reasons"):
-        row["decision_reasons"] = json.loads(row["decision_reasons"])
+    for name in JSON_FIELDS:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
     return row

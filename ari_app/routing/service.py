@@ -1,0 +1,168 @@
+"""Routing for the whole process: the facts of a call, its quality, the plan of destinations and bids, the caps'
+live counts, the queue, and the settlement (final quality, revenue and payout) when the call ends.
+
+Per-call work happens in the call's own task (ari_app/inbound_call.py); this object holds what calls share.
+It never imports the web layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from ari_app.config import Campaign, Settings
+from dialplan.bids import HttpBidder
+from dialplan.caps import Usage
+from dialplan.facts import CallFacts
+from dialplan.payouts import compute_payout
+from dialplan.quality import Quality, QualitySettings, final_quality, initial_quality, with_answers
+from dialplan.queue import CallQueue
+from dialplan.regions import caller_region, number_type
+from dialplan.routing import Attempt, Plan, RoutingSettings, Target, plan_route
+from ivr.prompts import PromptRenderer
+from storage.async_store import AsyncCallStore
+from storage.call_history import caller_calls, settle
+from storage.db import format_time, parse_time
+
+if TYPE_CHECKING:
+    from dialplan.signaling import Signaling
+    from ari_app.tracking.attribution import Arrival
+
+log = logging.getLogger(__name__)
+
+HISTORY = timedelta(days=90)
+DEFAULT_QUALITY = QualitySettings()
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)  # each request sets its own shorter limit
+
+
+class RoutingService:
+    def __init__(self, settings: Settings, store: AsyncCallStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.usage = Usage(run=lambda fn: store.run(fn, store.db))
+        self.queue = CallQueue()
+        self.prompts = PromptRenderer(settings.state_dir / "prompts")
+        self.http: aiohttp.ClientSession | None = None
+        self.bidder: HttpBidder | None = None
+
+    async def start(self) -> None:
+        # no cookies, no redirects followed into the LAN: buyers and decision URLs are outside parties
+        self.http = aiohttp.ClientSession(timeout=HTTP_TIMEOUT, cookie_jar=aiohttp.DummyCookieJar())
+        self.bidder = HttpBidder(self.http)
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+
+    # --- before the call is answered ----------------------------------------------------------------------
+
+    async def facts(self, call_id: str, signaling: "Signaling", campaign: Campaign, arrival: "Arrival | None",
+                    spam_score: int | None, arrived_at: str) -> CallFacts:
+        """Everything decisions read about this call, with one storage read (the caller's history)."""
+        caller = None if signaling.anonymous else signaling.caller_number
+        now = parse_time(arrived_at)
+        earlier, known = await self.store.run(caller_calls, self.store.db, caller, arrived_at,
+                                              format_time(now - HISTORY), call_id)
+        session: dict[str, Any] = {}
+        if arrival is not None:
+            fields = arrival.attribution.call_fields()
+            session = {k: fields.get(k) for k in ("source", "medium", "keyword", "landing_page", "ad_campaign")}
+            visitor = arrival.attribution.session or {}
+            session["device_type"] = visitor.get("device_type")
+        facts = CallFacts(call_id=call_id, campaign=campaign.name, dialed_number=signaling.dialed_number,
+                          caller_number=caller, arrived_at=now.astimezone(timezone.utc),
+                          anonymous=signaling.anonymous, region=caller_region(caller),
+                          number_type=number_type(caller, signaling.anonymous),
+                          earlier_calls=tuple(parse_time(at) for at, _campaign in earlier),
+                          repeat_caller=bool(arrival.repeat_caller) if arrival else bool(earlier),
+                          known_caller=known, session=session, spam_score=spam_score,
+                          campaign_calls=tuple(parse_time(at) for at, c in earlier if c == campaign.name))
+        return facts
+
+    def quality_settings(self, campaign: Campaign) -> QualitySettings:
+        return campaign.quality or DEFAULT_QUALITY
+
+    def initial_quality(self, campaign: Campaign, facts: CallFacts) -> Quality:
+        routing = campaign.routing
+        first = routing.destinations[0].name if routing and routing.destinations else campaign.destination
+        limits = self.settings.destinations[first].limits if first in self.settings.destinations else None
+        schedule = self.settings.schedules.get(limits.hours) if limits and limits.hours else None
+        quality = initial_quality(facts, self.quality_settings(campaign),
+                                  open=schedule.is_open(facts.arrived_at) if schedule else None)
+        facts.quality = quality.score
+        return quality
+
+    def after_ivr(self, campaign: Campaign, quality: Quality, facts: CallFacts) -> Quality:
+        quality = with_answers(quality, facts, self.quality_settings(campaign))
+        facts.quality = quality.score
+        return quality
+
+    def routing_for(self, campaign: Campaign, node: str | None = None) -> RoutingSettings:
+        """The campaign's routing, or a flow route node's resolved over it."""
+        assert campaign.routing is not None
+        if node is not None and node in campaign.flow_routes:
+            return campaign.flow_routes[node]
+        return campaign.routing
+
+    def to_destination(self, campaign: Campaign, name: str) -> RoutingSettings | None:
+        """An HTTP decision named a destination: only a configured one is ever dialled."""
+        if name not in self.settings.destinations:
+            return None
+        return replace(self.routing_for(campaign), strategy="priority", destinations=(Target(name),), fallback=())
+
+    async def plan(self, routing: RoutingSettings, facts: CallFacts) -> Plan:
+        return await plan_route(routing, facts, destinations={
+            name: d.limits for name, d in self.settings.destinations.items() if d.limits is not None},
+            buyers=self.settings.buyers, schedules=self.settings.schedules, usage=self.usage, bidder=self.bidder,
+            now=datetime.now(timezone.utc))
+
+    # --- live counts and the queue ------------------------------------------------------------------------
+
+    def claim(self, attempt: Attempt) -> None:
+        """The attempt's legs count against their caps from now until release."""
+        for name in attempt.destinations:
+            self.usage.start("destination", name)
+        if attempt.buyer:
+            self.usage.start("buyer", attempt.buyer)
+
+    def release(self, destinations: tuple[str, ...], buyer: str | None, *, offer: bool = True) -> None:
+        """Legs ended: their places are free again, and (after a call that was taken, ``offer``) the best
+        caller waiting for one of them is woken. A destination that just failed to answer is not offered."""
+        for name in destinations:
+            self.usage.end("destination", name)
+        if buyer:
+            self.usage.end("buyer", buyer)
+        if offer:
+            for name in destinations:
+                self.queue.offer(name)
+
+    # --- when the call has ended --------------------------------------------------------------------------
+
+    async def settle(self, call_id: str, campaign: Campaign, facts: CallFacts, quality: Quality | None,
+                     spotted: list[str], detections: list[str], winning_bid: float | None) -> dict[str, Any]:
+        """Final quality (duration, detections, the caller's keywords) and the campaign's payout, stored."""
+        settings = self.quality_settings(campaign)
+        rules = campaign.payout
+        window = rules.repeat.window if rules is not None and rules.repeat is not None else 0
+        repeat = window > 0 and any(0 <= (facts.arrived_at - at).total_seconds() <= window
+                                    for at in facts.campaign_calls)
+
+        def compute(row: dict[str, Any]) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            final = quality
+            if final is not None:
+                final = final_quality(final, settings, talk_seconds=row.get("talk_seconds"),
+                                      detections=detections, transcript=row.get("transcript"), spotted=spotted)
+                fields |= final.record()
+                row = row | {"quality": final.score}
+            if rules is not None:
+                payout = compute_payout(rules, row, region=facts.region, repeat_within_window=repeat,
+                                        winning_bid=winning_bid)
+                fields |= payout.record()
+            return fields
+
+        return await self.store.run(settle, self.store.db, call_id, compute)
