@@ -138,7 +138,6 @@ class InboundCall(Connecting):
         self.facts: "CallFacts | None" = None  # what routing decisions read, once the campaign is known
         self.quality: "Quality | None" = None
         self.attempts = 0  # ringing attempts so far (legs are named after them)
-        self.claimed_bid: float | None = None  # the winning buyer's bid: the call's revenue
         self.claimed: tuple[tuple[str, ...], str | None] | None = None  # the bridged destination and buyer's place
 
     # --- plumbing ----------------------------------------------------------------------------------------
@@ -562,7 +561,6 @@ class InboundCall(Connecting):
                 if last.leg is not None and last.destination is not None:
                     self.claimed = ((last.destination.name,), attempt.buyer)
                     if attempt.buyer:
-                        self.claimed_bid = attempt.bid
                         self._write(call={"buyer": attempt.buyer, "winning_bid": attempt.bid},
                                     events=[("bid_won", {"buyer": attempt.buyer, "bid": attempt.bid})])
                     if whisper is not None:
@@ -972,8 +970,7 @@ class InboundCall(Connecting):
             return
         heard = [d.kind for d in self.detections.items if d.leg == "caller"]
         try:
-            await self.ctx.routing.settle(self.id, self.campaign, self.facts, self.quality, [], heard,
-                                          self.claimed_bid)
+            await self.ctx.routing.settle(self.id, self.campaign, self.quality, heard)
         except Exception:
             log.exception("call %s: settling quality and payout failed", self.id)
 

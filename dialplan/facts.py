@@ -35,7 +35,6 @@ class CallFacts:
     # pager, uan, voicemail, unknown (a valid number of no known type), invalid, anonymous
     number_type: str = "unknown"
     earlier_calls: tuple[datetime, ...] = ()  # this caller's earlier calls (any campaign), newest first, 90 days
-    campaign_calls: tuple[datetime, ...] = ()  # the same, to this call's campaign only (payouts' repeat rule)
     repeat_caller: bool = False
     known_caller: bool = False  # a converted call from this caller before: an existing customer
     session: dict[str, Any] = field(default_factory=dict)  # the visitor: source, medium, keyword, device_type...

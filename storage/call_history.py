@@ -1,5 +1,5 @@
-"""A caller's earlier calls, read when a call arrives (quality, IVR conditions, payouts' repeat rule), and the
-call's settlement written when it ends."""
+"""A caller's earlier calls, read when a call arrives (quality, IVR conditions), and the call's settlement
+written when it ends."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ HISTORY_LIMIT = 100  # the newest earlier calls that count; older ones change no
 
 
 def caller_calls(db: sqlite_utils.Database, caller: str | None, before: str, since: str,
-                 exclude: str) -> tuple[list[tuple[str, str | None]], bool]:
-    """This caller's earlier calls since ``since`` as (arrived_at, campaign), newest first, and whether any of
-    their calls ever converted (an existing customer)."""
+                 exclude: str) -> tuple[list[str], bool]:
+    """When this caller called since ``since``, newest first, and whether any of their calls ever converted
+    (an existing customer)."""
     if not caller:
         return [], False
-    rows = db.execute("SELECT arrived_at, campaign FROM calls WHERE caller_number = ? AND arrived_at >= ?"
+    rows = db.execute("SELECT arrived_at FROM calls WHERE caller_number = ? AND arrived_at >= ?"
                       " AND arrived_at < ? AND id != ? ORDER BY arrived_at DESC LIMIT ?",
                       [caller, since, before, exclude, HISTORY_LIMIT]).fetchall()
     known = db.execute("SELECT 1 FROM calls WHERE caller_number = ? AND converted_at IS NOT NULL AND id != ?"
                        " LIMIT 1", [caller, exclude]).fetchone() is not None
-    return [(r[0], r[1]) for r in rows], known
+    return [r[0] for r in rows], known
 
 
 def settle(db: sqlite_utils.Database, call_id: str,

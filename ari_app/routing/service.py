@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from ari_app.config import Campaign, Settings
+from ari_app.routing.payout import payout_fields
 from dialplan.bids import HttpBidder
 from dialplan.caps import Usage
 from dialplan.facts import CallFacts
-from dialplan.payouts import compute_payout
 from dialplan.quality import Quality, QualitySettings, final_quality, initial_quality, with_answers
 from dialplan.queue import CallQueue
 from dialplan.regions import caller_region, number_type
@@ -77,10 +77,9 @@ class RoutingService:
                           caller_number=caller, arrived_at=now.astimezone(timezone.utc),
                           anonymous=signaling.anonymous, region=caller_region(caller),
                           number_type=number_type(caller, signaling.anonymous),
-                          earlier_calls=tuple(parse_time(at) for at, _campaign in earlier),
+                          earlier_calls=tuple(parse_time(at) for at in earlier),
                           repeat_caller=bool(arrival.repeat_caller) if arrival else bool(earlier),
-                          known_caller=known, session=session, spam_score=spam_score,
-                          campaign_calls=tuple(parse_time(at) for at, c in earlier if c == campaign.name))
+                          known_caller=known, session=session, spam_score=spam_score)
         return facts
 
     def quality_settings(self, campaign: Campaign) -> QualitySettings:
@@ -142,27 +141,18 @@ class RoutingService:
 
     # --- when the call has ended --------------------------------------------------------------------------
 
-    async def settle(self, call_id: str, campaign: Campaign, facts: CallFacts, quality: Quality | None,
-                     spotted: list[str], detections: list[str], winning_bid: float | None) -> dict[str, Any]:
-        """Final quality (duration, detections, the caller's keywords) and the campaign's payout, stored."""
+    async def settle(self, call_id: str, campaign: Campaign, quality: Quality | None, detections: list[str]) -> dict[str, Any]:
+        """Final quality (duration, detections, the caller's words) and the campaign's payout, stored."""
         settings = self.quality_settings(campaign)
-        rules = campaign.payout
-        window = rules.repeat.window if rules is not None and rules.repeat is not None else 0
-        repeat = window > 0 and any(0 <= (facts.arrived_at - at).total_seconds() <= window
-                                    for at in facts.campaign_calls)
+        db = self.store.db
 
         def compute(row: dict[str, Any]) -> dict[str, Any]:
             fields: dict[str, Any] = {}
-            final = quality
-            if final is not None:
-                final = final_quality(final, settings, talk_seconds=row.get("talk_seconds"),
-                                      detections=detections, transcript=row.get("transcript"), spotted=spotted)
+            if quality is not None:
+                final = final_quality(quality, settings, talk_seconds=row.get("talk_seconds"),
+                                      detections=detections, transcript=row.get("transcript"))
                 fields |= final.record()
                 row = row | {"quality": final.score}
-            if rules is not None:
-                payout = compute_payout(rules, row, region=facts.region, repeat_within_window=repeat,
-                                        winning_bid=winning_bid)
-                fields |= payout.record()
-            return fields
+            return fields | payout_fields(db, row, self.settings)
 
-        return await self.store.run(settle, self.store.db, call_id, compute)
+        return await self.store.run(settle, db, call_id, compute)
