@@ -86,7 +86,7 @@ class BundledAsterisk:
         etc = self.run_dir / "etc"
         if etc.exists():
             shutil.rmtree(etc)
-        for sub in ("etc", "lib", "spool", "run", "log", "cache", "moh"):
+        for sub in ("etc", "lib", "spool/recording", "run", "log", "cache", "moh"):  # ARI records into spool
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         render_hold_music(self.run_dir / "moh" / "ringpool-hold.wav")
         for name, text in files.items():

@@ -68,11 +68,10 @@ class Connecting:
                     events=[("dial_started", {"destinations": [d.name for d in dests], "attempt": attempt,
                                               "legs": list(legs), "simultaneous": len(dests) > 1,
                                               "buyer": buyer, "caller_id": caller_id})])
-        variables = {"CALLERID(num)": caller_id} if caller_id else None
         created = await asyncio.gather(*(
             self.ctx.rest.create_channel(dial_string(dest, trunks), self.ctx.settings.ari.app,
                                          app_args=f"outbound,{self.id}", channel_id=out_id,
-                                         originator=self.inbound, variables=variables)
+                                         originator=self.inbound)
             for out_id, dest in legs.items()), return_exceptions=True)
         for out_id, outcome in zip(list(legs), created):
             if isinstance(outcome, BaseException):
@@ -87,7 +86,14 @@ class Connecting:
         if self._caller_gone():
             await self._drop_legs(legs, CAUSE_ANSWERED_ELSEWHERE)
             return Ringing(DialResult.CALLER_GONE, None)
-        await asyncio.gather(*(self._safe(self.ctx.rest.dial(o, caller=self.inbound, timeout=ring_timeout))
+        # ARI copies the caller's identity onto the leg when dialled with caller=: only when it is what the
+        # destination should see (a presented number was set on the channel at creation instead)
+        caller = None if caller_id else self.inbound
+        if caller_id:
+            for out_id in legs:
+                if out_id in self.view.in_stasis and out_id not in self.view.ended:
+                    await self._safe(self._present(out_id, caller_id))
+        await asyncio.gather(*(self._safe(self.ctx.rest.dial(o, caller=caller, timeout=ring_timeout))
                                for o in legs if o in self.view.in_stasis and o not in self.view.ended))
 
         def leg_result(out_id: str) -> tuple[DialResult, int | None] | None:
@@ -149,6 +155,13 @@ class Connecting:
             "destinations": [d.name for d in dests], "attempt": attempt, "result": ringing.result.value,
             "cause": cause, "answered_by": ringing.destination.name if ringing.destination else None})])
         return Ringing(ringing.result, cause, ringing.leg, ringing.destination)
+
+    async def _present(self: "InboundCall", out_id: str, number: str) -> None:
+        """The number the destination sees (tracking, fixed or masked), shown, not withheld. chan_pjsip builds
+        an outgoing From from the leg's connected line (the party on the other side of it); 'i' sets it
+        without sending an update on a leg that has not been dialled yet."""
+        await self.ctx.rest.set_variable(out_id, "CONNECTEDLINE(num,i)", number)
+        await self.ctx.rest.set_variable(out_id, "CONNECTEDLINE(pres,i)", "allowed_not_screened")
 
     async def _drop_legs(self: "InboundCall", legs: dict[str, Destination], cause: int) -> None:
         """Hang up legs that lost (or never rang), and wait briefly for their final causes."""

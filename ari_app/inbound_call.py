@@ -550,8 +550,8 @@ class InboundCall(Connecting):
                 routing.claim(attempt)
                 self.attempts += 1
                 try:
-                    last = await self._ring(dests, self.attempts, plan.ring_timeout, caller_id=plan.caller_id,
-                                            buyer=attempt.buyer)
+                    last = await self._ring(dests, self.attempts, plan.ring_timeout, buyer=attempt.buyer,
+                                            caller_id=plan.caller_id if settings.caller_id.kind != "original" else None)
                 finally:
                     kept = last.destination.name if last.leg is not None and last.destination else None
                     routing.release(tuple(d for d in attempt.destinations if d != kept),

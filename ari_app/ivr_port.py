@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import aiohttp
 
@@ -39,6 +39,7 @@ class CallFlowPort:
         self.prompts = prompts
         self.http = http
         self._plays = 0
+        self.cursor = len(call.digits)  # keys typed ahead are answers to the next questions, in order
 
     # --- prompts -----------------------------------------------------------------------------------------
 
@@ -75,7 +76,7 @@ class CallFlowPort:
 
     async def play(self, prompts: tuple[Any, ...], *, interruptible: bool) -> str | None:
         call = self.call
-        start = len(call.digits)
+        start = self.cursor
         playback_id = await self._start(prompts)
         if playback_id is None:
             return None
@@ -84,6 +85,7 @@ class CallFlowPort:
         call._check_caller()
         if interruptible and len(call.digits) > start:
             await self._stop(playback_id)
+            self.cursor = start + 1
             return call.digits[start]
         return None
 
@@ -92,19 +94,20 @@ class CallFlowPort:
     async def gather_digits(self, prompts: tuple[Any, ...], *, min_len: int, max_len: int, terminator: str | None,
                             timeout: float) -> str:
         call = self.call
-        start = len(call.digits)
+        start = self.cursor
 
-        def entered() -> str | None:
+        def entered() -> tuple[str, int] | None:
             got = call.digits[start:]
-            if terminator and terminator in got:
-                return "".join(got[: got.index(terminator)])
-            return "".join(got) if len(got) >= max_len else None
+            if terminator and terminator in got[:max_len + 1]:
+                return "".join(got[: got.index(terminator)]), got.index(terminator) + 1
+            return ("".join(got[:max_len]), max_len) if len(got) >= max_len else None
 
-        playback_id = await self._start(prompts)
-        if playback_id:
-            await call._wait(lambda: True if playback_id in call.view.playbacks_done or call._caller_gone()
-                             or len(call.digits) > start else None, PLAYBACK_LIMIT)
-            await self._stop(playback_id)
+        if entered() is None:
+            playback_id = await self._start(prompts)
+            if playback_id:
+                await call._wait(lambda: True if playback_id in call.view.playbacks_done or call._caller_gone()
+                                 or len(call.digits) > start else None, PLAYBACK_LIMIT)
+                await self._stop(playback_id)
         while not call._caller_gone() and entered() is None:
             seen = len(call.digits)
             wait = NEXT_DIGIT_WAIT if seen > start else timeout
@@ -112,32 +115,47 @@ class CallFlowPort:
                                 wait) is None:
                 break
         call._check_caller()
-        result = entered()
-        return result if result is not None else "".join(call.digits[start:])
+        found = entered()
+        digits, used = found if found is not None else ("".join(call.digits[start:]), len(call.digits) - start)
+        self.cursor = start + used
+        return digits
 
     async def menu_input(self, prompts: tuple[Any, ...], *, keys: Iterable[str], words: dict[str, str] | Iterable[str],
                          timeout: float) -> tuple[str | None, str]:
-        """One key (DTMF) or one of ``words`` (speech), whichever comes first, during or after the prompt."""
+        """One key (DTMF) or one of ``words`` (speech), whichever comes first, during or after the prompt. A key
+        typed ahead answers at once, without the prompt."""
         call = self.call
-        start, heard_from = len(call.digits), len(call.detections.items)
+        heard_from = len(call.detections.items)
         vocabulary = list(words.keys()) if isinstance(words, dict) else list(words)
         if vocabulary:
             await call._listen_for_speech()
 
         def answer() -> tuple[str | None, str] | None:
-            if len(call.digits) > start:
-                return call.digits[start], "dtmf"
+            if len(call.digits) > self.cursor:
+                self.cursor += 1
+                return call.digits[self.cursor - 1], "dtmf"
             word = _word_heard(call.detections.items[heard_from:], vocabulary)
             if word is not None:
                 return word, "speech"
             return None
 
+        if (got := answer()) is not None:
+            return got
         playback_id = await self._start(prompts)
+
+        def answered_or(done: Callable[[], bool]) -> tuple[str | None, str] | None:
+            if call._caller_gone():
+                return None, "gone"
+            return answer() or ((None, "done") if done() else None)
+
         if playback_id:
-            await call._wait(lambda: True if playback_id in call.view.playbacks_done or call._caller_gone()
-                             or answer() else None, PLAYBACK_LIMIT)
+            got = await call._wait(lambda: answered_or(lambda: playback_id in call.view.playbacks_done),
+                                   PLAYBACK_LIMIT)
             await self._stop(playback_id)
-        got = answer() or await call._wait(lambda: answer() if not call._caller_gone() else ("", "gone"), timeout)
+            call._check_caller()
+            if got and got[1] in ("dtmf", "speech"):
+                return got
+        got = await call._wait(lambda: answered_or(lambda: False), timeout)
         call._check_caller()
         return got if got else (None, "timeout")
 
@@ -200,7 +218,7 @@ class CallFlowPort:
         return stored
 
     async def event(self, kind: str, data: dict[str, Any]) -> None:
-        self.call._event(kind, **data)
+        self.call._write(events=[(kind, data or None)])
 
 
 def _word_heard(detections: list[Detection], words: list[str]) -> str | None:

@@ -39,17 +39,20 @@ DIMENSIONS: dict[str, str] = {"campaign": "campaign", "publisher": "pool", "sour
 TIME_GROUPS = ("day", "hour")
 GROUPS: tuple[str, ...] = (*DIMENSIONS, *TIME_GROUPS)
 METRICS: tuple[str, ...] = ("calls", "answered", "bridged", "spam_blocked", "avg_talk_seconds", "conversions",
-                            "revenue", "payout")
+                            "revenue", "payout", "margin")
 
 # The figures of the calls a report counts (spam ones are left out in the WHERE clause unless include_spam), and
 # spam_blocked from a second, small read of the spam index: every call marked spam (refused by screening before
 # answer, or found spam later), whatever include_spam says. Plain aggregates, no per-row test of the spam flag.
+# Revenue: a call priced by its campaign's payout rules counts its revenue (converted or not), any other call its
+# conversion value. Payout and margin exist only for priced calls: their count tells null from 0.
 _SUMS = ("COUNT(*), COUNT(answered_at), COUNT(bridged_at), 0, "
          "TOTAL(CASE WHEN bridged_at IS NOT NULL THEN talk_seconds END), "
          "COUNT(CASE WHEN bridged_at IS NOT NULL THEN talk_seconds END), COUNT(converted_at), "
-         "TOTAL(CASE WHEN converted_at IS NOT NULL THEN conversion_value END)")
-_SPAM_SUMS = "0, 0, 0, COUNT(*), 0, 0, 0, 0"
-_N_SUMS = 8  # calls, answered, bridged, spam_blocked, talk total, talked, conversions, revenue
+         "TOTAL(CASE WHEN revenue IS NOT NULL THEN revenue WHEN converted_at IS NOT NULL THEN conversion_value END), "
+         "TOTAL(payout), COUNT(payout), TOTAL(margin)")
+_SPAM_SUMS = "0, 0, 0, COUNT(*), 0, 0, 0, 0, 0, 0, 0"
+_N_SUMS = 11  # calls, answered, bridged, spam_blocked, talk total, talked, conversions, revenue, payout, priced, margin
 
 
 class ReportTooLarge(ValueError):
@@ -180,10 +183,11 @@ def call_report(db: sqlite_utils.Database, *, since: str, until: str, group: Ite
     """Calls that arrived in [since, until) grouped by ``group`` (names from ``GROUPS``), with per group:
 
     - ``calls``, ``answered`` (answered_at set), ``bridged`` (bridged_at set), ``conversions`` (converted_at set),
-      ``revenue`` (the sum of conversion_value, whatever its currency), ``avg_talk_seconds`` (over bridged calls
-      with a talk time; null when none);
-    - ``spam_blocked``: calls marked spam (refused by screening before answer, or marked spam later);
-    - ``payout``: always null, Ringpool records no publisher payouts yet.
+      ``avg_talk_seconds`` (over bridged calls with a talk time; null when none);
+    - ``revenue``: the calls' revenue where their campaign's payout rules priced them, else their conversion_value
+      (whatever its currency);
+    - ``payout`` and ``margin``: the sums over the priced calls, null when the group has none;
+    - ``spam_blocked``: calls marked spam (refused by screening before answer, or marked spam later).
 
     Spam calls are left out of every figure but ``spam_blocked`` unless ``include_spam``; test calls are left out
     of everything unless ``include_test``. ``publishers`` maps a pool to its publisher (from the configuration);
@@ -275,10 +279,11 @@ def call_report(db: sqlite_utils.Database, *, since: str, until: str, group: Ite
 
 
 def _figures(acc: list[float]) -> dict[str, Any]:
-    calls, answered, bridged, blocked, talk, talked, conversions, revenue = acc
+    calls, answered, bridged, blocked, talk, talked, conversions, revenue, payout, priced, margin = acc
     return {"calls": int(calls), "answered": int(answered), "bridged": int(bridged), "spam_blocked": int(blocked),
             "avg_talk_seconds": round(talk / talked, 1) if talked else None, "conversions": int(conversions),
-            "revenue": round(revenue, 2), "payout": None}
+            "revenue": round(revenue, 2), "payout": round(payout, 2) if priced else None,
+            "margin": round(margin, 2) if priced else None}
 
 
 def csv_rows(report: dict[str, Any]) -> list[list[Any]]:

@@ -56,7 +56,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 READ_METHODS = frozenset({"GET", "HEAD"})
 ADMIN_ONLY_ROUTES = frozenset({"/api/v1/tokens", "/api/v1/tokens/{name}", "/api/v1/audit"})
 READ_ONLY_EXTRA = frozenset({("POST", "/api/v1/live/ticket")})
-PUBLISHER_ROUTES = frozenset({"/api/v1/calls", "/api/v1/calls.csv", "/api/v1/calls/{call_id}"})
+PUBLISHER_ROUTES = frozenset({"/api/v1/calls", "/api/v1/calls.csv", "/api/v1/calls/{call_id}",
+                              "/api/v1/calls/{call_id}/recording", "/api/v1/calls/{call_id}/voicemail"})
 CONFIG_PRINCIPAL = Principal(CONFIG_ADMIN, "admin", None)
 # request[PRINCIPAL_KEY]: a typed request key named "principal" (aiohttp >= 3.12 warns about plain str keys)
 PRINCIPAL_KEY: Any = web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "principal"
@@ -100,7 +101,7 @@ def permission_error(principal: Principal, method: str, route: str | None) -> st
         if method in READ_METHODS and route in PUBLISHER_ROUTES:
             return None
         return "a publisher token may only read its campaigns' calls (GET /api/v1/calls, /api/v1/calls.csv, " \
-               "/api/v1/calls/{call_id})"
+               "/api/v1/calls/{call_id} and its recording and voicemail)"
     return "unknown role"
 
 

@@ -28,6 +28,7 @@ from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
 from storage.db import stored_time
 
 from ari_app.admin.conversions import add_routes as add_conversion_routes
+from ari_app.admin.recordings import add_routes as add_recording_routes
 from ari_app.screening.http import add_routes as add_screening_routes
 from ari_app.admin.dashboard import add_routes as add_dashboard_routes
 from ari_app.admin.reports import add_routes as add_report_routes
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ari_app.screening.service import ScreeningService
     from ari_app.tracking.service import TrackingService
     from ari_app.accounts import AccountManager
+    from ari_app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,16 @@ class AdminDeps:
     tracking: "TrackingService | None" = None  # pools: the web snippet's public endpoints and the pool views
     screening: "ScreeningService | None" = None  # block and allow lists, false-positive clearing
     live: "LiveFeed | None" = None  # call milestones for the dashboard's live stream (ari_app/admin/live.py)
+    settings: "Settings | None" = None  # payout rules (conversions) and the state folder (recordings)
+
+    def current_settings(self) -> "Settings | None":
+        """The settings the service runs with: given, or else the tracking or screening service's (the runner
+        builds all of them from the one Settings), so recordings and payouts work either way."""
+        for source in (self, self.tracking, self.screening):
+            settings = getattr(source, "settings", None)
+            if settings is not None:
+                return settings
+        return None
 
 
 @web.middleware
@@ -315,7 +327,10 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
     if deps.tracking is not None:
         add_tracking_public_routes(app, deps.tracking)
         add_tracking_admin_routes(app, deps.tracking)
-    add_conversion_routes(app, deps.store)
+    settings = deps.current_settings()
+    add_conversion_routes(app, deps.store, settings)  # sale amounts recompute the payout with its rules
+    if settings is not None:
+        add_recording_routes(app, deps.store, settings.state_dir)  # /api/v1/calls/{call_id}/recording, /voicemail
     if deps.screening is not None:
         add_screening_routes(app, deps.screening)
     add_dashboard_routes(app, deps)  # /, /ui/*, /api/v1/stats/*, /api/v1/live (ari_app/admin/dashboard.py)

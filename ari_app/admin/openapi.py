@@ -136,10 +136,12 @@ CALL_FIELDS: dict[str, dict[str, Any]] = {
     "recording_seconds": _NNUM,
     "voicemail": {"type": "string", "nullable": True,
                   "description": "set when a message was left: GET /api/v1/calls/{id}/voicemail"},
-    "sale_amount": _NNUM,
-    "revenue": _NNUM,
-    "payout": _NNUM,
-    "margin": _NNUM,
+    "sale_amount": {**_NNUM, "description": "posted with POST /api/v1/calls/{id}/conversion; the payout rules' "
+                                            "sale_share is taken of it"},
+    "revenue": {**_NNUM, "description": "under the campaign's payout rules (null without rules); priced when the call "
+                                        "ends and again when a conversion, sale amount or spam verdict is posted"},
+    "payout": {**_NNUM, "description": "the publisher's payout under the same rules"},
+    "margin": {**_NNUM, "description": "revenue - payout"},
     "payout_details": {"type": "object", "nullable": True, "description": "items: every payout line and why"},
     # test calls, signalling, bookkeeping
     "is_test": _FLAG,

@@ -2,8 +2,8 @@
 
 - ``GET /api/v1/reports/calls?group=campaign,day&since=...&until=...``: calls grouped by campaign, publisher,
   source, medium, keyword, ad_campaign, day and/or hour (``tz``: an IANA zone for days and hours, default UTC),
-  with calls, answered, bridged, spam blocked, average talk time, conversions, revenue and payout (null: Ringpool
-  records no payouts yet); JSON, or CSV with ``format=csv``.
+  with calls, answered, bridged, spam blocked, average talk time, conversions, revenue, payout and margin (from
+  the campaigns' payout rules, ari_app/routing/payout.py); JSON, or CSV with ``format=csv``.
 - ``GET /api/v1/reports/pools?since=...&until=...``: each pool's size, numbers leased now and utilisation (from the
   tracking service), and over the period its calls, calls to its overflow number and the overflow rate.
 
@@ -163,9 +163,13 @@ _FIGURES = {
     "avg_talk_seconds": {"type": "number", "nullable": True,
                          "description": "mean talk time of bridged calls; null when none"},
     "conversions": _INT,
-    "revenue": {"type": "number", "description": "sum of the conversion values (currencies are not converted)"},
+    "revenue": {"type": "number", "description": "sum of the calls' revenue where their campaign's payout rules "
+                                                "priced them, else of their conversion values (currencies are not "
+                                                "converted)"},
     "payout": {"type": "number", "nullable": True,
-               "description": "always null: Ringpool records no publisher payouts yet"},
+               "description": "sum of the publisher payouts of the priced calls; null when none was priced"},
+    "margin": {"type": "number", "nullable": True,
+               "description": "sum of the priced calls' margins (revenue - payout); null when none was priced"},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -215,7 +219,9 @@ PATHS: dict[str, Any] = {
             "order given (days and hours in time order, nulls last), and the totals. Days and hours are local to "
             "`tz`, exact across DST changes: the repeated hour of a fall-back day is two rows with different "
             "offsets. Spam calls count only in spam_blocked unless include_spam=true; test calls are left out "
-            "unless include_test=true. payout is null: Ringpool records no payouts yet. "
+            "unless include_test=true. Calls priced by their campaign's payout rules count their revenue, payout "
+            "and margin; other calls count their conversion value as revenue and no payout (payout and margin "
+            "are null for a group with no priced call). "
             f"At most {reports.MAX_ROWS} rows (more is a 400: narrow the period or the grouping). "
             "format=csv returns the rows as CSV (header: the group columns, then the figures)."),
         "parameters": [

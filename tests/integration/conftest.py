@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -17,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -70,10 +71,10 @@ def korean_model() -> str:
 # Ports the tests choose themselves live below the OS's ephemeral range (32768-60999), where "bind port 0 and
 # release it" cannot hand the same port to another process a moment later. Each test process takes its own
 # block by PID: SIPp callers' signalling and media ports, and Asterisk RTP ranges.
-_BLOCK = 20000 + (os.getpid() % 30) * 400
+_BLOCK = 20000 + (os.getpid() % 25) * 500
 _SLOT = 8  # SIPp binds its media port and the one two above it (audio and video echo)
-_desk_slots = iter(range(_BLOCK, _BLOCK + 6 * _SLOT, _SLOT))  # long-lived desks: never handed out again
-_caller_slots = itertools.cycle(range(_BLOCK + 6 * _SLOT, _BLOCK + 200, _SLOT))  # short-lived callers: reused
+_desk_slots = iter(range(_BLOCK, _BLOCK + 12 * _SLOT, _SLOT))  # long-lived desks: never handed out again
+_caller_slots = itertools.cycle(range(_BLOCK + 12 * _SLOT, _BLOCK + 200, _SLOT))  # short-lived callers: reused
 _rtp_blocks = itertools.count(_BLOCK + 200, 100)
 
 
@@ -86,7 +87,7 @@ def sipp_ports(*, long_lived: bool = False) -> tuple[int, int]:
 def rtp_block() -> int:
     """The start of a 100-port Asterisk RTP range nobody else in this run uses."""
     start = next(_rtp_blocks)
-    assert start + 100 <= _BLOCK + 400, "too many Asterisk instances in one test run"
+    assert start + 100 <= _BLOCK + 500, "too many Asterisk instances in one test run"
     return start
 
 
@@ -403,13 +404,13 @@ def utc_now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    tmp = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def running_stack(tmp: Path, config: Path, ports: dict[str, int],
+                  uas: list[tuple[int, list[str]]]) -> Iterator[Stack]:
+    """Asterisk, SIPp destinations (port, scenario arguments) and the app, for one configuration; all stopped
+    on the way out."""
     root = default_root()
     ensure_installed(root)
-    ports = free_stack_ports()
-    config = write_config(tmp, ports, rtp_start=rtp_block())
     settings = load_settings(config)
     run_dir = tmp / "asterisk"
     loop = asyncio.new_event_loop()
@@ -418,12 +419,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     asterisk.write_config(render_all(settings, root=root, run_dir=run_dir, ari_password=ARI_PASSWORD))
     loop.run_until_complete(asterisk.start())
     stack = Stack(tmp=tmp, config=config, sip_port=ports["sip"], admin_port=ports["admin"], asterisk=asterisk, loop=loop,
-                  softphone_desk_port=ports["softphone_desk"], ports=ports)
+                  softphone_desk_port=ports.get("softphone_desk", 0), ports=ports)
     try:
-        for port, scenario in ((ports["uas_answer"], ["-sn", "uas"]),
-                               (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),
-                               (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
-                               (ports["uas_bye"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "1500"])):
+        for port, scenario in uas:
             stack.uas.append(subprocess.Popen(
                 ["sipp", *scenario, "-p", str(port), "-i", "127.0.0.1", "-mp", str(sipp_ports(long_lived=True)[1]),
                  "-nostdin"],
@@ -432,11 +430,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
         yield stack
     finally:
         stack.stop_app()
-        for uas in stack.uas:
-            uas.kill()
-            uas.wait()
+        for process in stack.uas:
+            process.kill()
+            process.wait()
         loop.run_until_complete(asterisk.stop())
         loop.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    ports = free_stack_ports()
+    config = write_config(tmp, ports, rtp_start=rtp_block())
+    with running_stack(tmp, config, ports, [
+            (ports["uas_answer"], ["-sn", "uas"]),
+            (ports["uas_busy"], ["-sf", str(SIPP_DIR / "uas_busy.xml")]),
+            (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
+            (ports["uas_bye"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "1500"])]) as running:
+        yield running
 
 
 @pytest.fixture

@@ -141,11 +141,11 @@ def test_by_campaign_every_figure(db: sqlite_utils.Database) -> None:
     result = report(db, "campaign")
     rows = by(result["rows"], "campaign")
     assert list(rows) == ["autumn", "spring", None]  # sorted, null last; old/new are outside [since, until)
-    # calls, answered, bridged, spam_blocked, avg talk (bridged), conversions, revenue, payout
-    assert figures(rows["spring"]) == (4, 3, 2, 1, 90.0, 1, 100.0, None)  # s1 (spam) and t1 (test) left out
-    assert figures(rows["autumn"]) == (1, 1, 1, 1, 30.0, 1, 50.5, None)  # b2 is spam: only in spam_blocked
-    assert figures(rows[None]) == (1, 0, 0, 0, None, 0, 0, None)
-    assert figures(result["totals"]) == (6, 4, 3, 2, 70.0, 2, 150.5, None)
+    # calls, answered, bridged, spam_blocked, avg talk (bridged), conversions, revenue, payout, margin
+    assert figures(rows["spring"]) == (4, 3, 2, 1, 90.0, 1, 100.0, None, None)  # s1 (spam) and t1 (test) left out
+    assert figures(rows["autumn"]) == (1, 1, 1, 1, 30.0, 1, 50.5, None, None)  # b2 is spam: only in spam_blocked
+    assert figures(rows[None]) == (1, 0, 0, 0, None, 0, 0, None, None)
+    assert figures(result["totals"]) == (6, 4, 3, 2, 70.0, 2, 150.5, None, None)
     assert result["group"] == ["campaign"] and result["tz"] == "UTC" and result["include_spam"] is False
 
 
@@ -269,7 +269,7 @@ def test_half_hour_zones_and_changes(tmp_path: Path) -> None:
 def test_spam_is_left_out_of_every_figure_but_spam_blocked_unless_included(db: sqlite_utils.Database) -> None:
     without = report(db, "campaign")
     with_spam = report(db, "campaign", include_spam=True)
-    assert figures(with_spam["totals"]) == (8, 5, 4, 2, 55.0, 3, 1149.5, None)
+    assert figures(with_spam["totals"]) == (8, 5, 4, 2, 55.0, 3, 1149.5, None, None)
     assert with_spam["totals"]["spam_blocked"] == without["totals"]["spam_blocked"] == 2
     assert by(with_spam["rows"], "campaign")["spring"]["revenue"] == 1099.0 and with_spam["include_spam"] is True
 
@@ -279,6 +279,30 @@ def test_test_calls_are_left_out_unless_included(db: sqlite_utils.Database) -> N
     included = report(db, "campaign", include_test=True)
     assert included["totals"]["calls"] == 7 and by(included["rows"], "campaign")["spring"]["conversions"] == 2
     assert report(db, "campaign", include_test=True, include_spam=True)["totals"]["calls"] == 9
+
+
+# --- revenue, payout and margin ------------------------------------------------------------------------------------
+
+def test_priced_calls_count_their_revenue_payout_and_margin(db: sqlite_utils.Database) -> None:
+    """A call priced by payout rules counts its revenue (converted or not) instead of its conversion value; payout
+    and margin sum the priced calls only, so a group with none has null, not 0."""
+    calls = CallStore(db)
+    calls.update_call("a1", revenue=20.0, payout=7.5, margin=12.5)  # converted for 100: the rules' 20 counts
+    calls.update_call("a2", revenue=20.0, payout=5.0, margin=15.0)  # never converted, still earns
+    calls.update_call("a3", revenue=0.0, payout=0.0, margin=0.0)  # did not qualify: priced at 0
+    calls.update_call("a4", revenue=5.0, payout=8.0, margin=-3.0)  # a margin can be negative
+    calls.update_call("s1", revenue=0.0, payout=0.0, margin=0.0)  # spam: left out unless include_spam
+    result = report(db, "campaign")
+    rows = by(result["rows"], "campaign")
+    money = ("revenue", "payout", "margin")
+    assert tuple(rows["spring"][m] for m in money) == (45.0, 20.5, 24.5)
+    assert tuple(rows["autumn"][m] for m in money) == (50.5, None, None)  # no rules: the conversion value
+    assert tuple(result["totals"][m] for m in money) == (95.5, 20.5, 24.5)
+    by_keyword = by(report(db, "keyword")["rows"], "keyword")
+    assert (by_keyword["=SUM(1)"]["payout"], by_keyword["=SUM(1)"]["margin"]) == (0.0, 0.0)  # priced at 0 is 0
+    spam_included = report(db, "campaign", include_spam=True)
+    assert by(spam_included["rows"], "campaign")["spring"]["revenue"] == 45.0  # s1's 999 value is priced at 0
+    assert spam_included["totals"]["payout"] == 20.5
 
 
 def test_campaign_filter_and_scope(db: sqlite_utils.Database) -> None:
@@ -317,8 +341,9 @@ def test_too_many_rows_is_refused(db: sqlite_utils.Database, monkeypatch: pytest
 def test_csv_rows() -> None:
     rows = reports.csv_rows({"group": ["campaign", "day"], "rows": [
         {"campaign": "spring", "day": "2026-05-01", "calls": 3, "answered": 2, "bridged": 1, "spam_blocked": 0,
-         "avg_talk_seconds": None, "conversions": 0, "revenue": 0.0, "payout": None}]})
-    assert rows == [["campaign", "day", *reports.METRICS], ["spring", "2026-05-01", 3, 2, 1, 0, None, 0, 0.0, None]]
+         "avg_talk_seconds": None, "conversions": 0, "revenue": 0.0, "payout": None, "margin": None}]})
+    assert rows == [["campaign", "day", *reports.METRICS],
+                    ["spring", "2026-05-01", 3, 2, 1, 0, None, 0, 0.0, None, None]]
 
 
 # --- the query plan -----------------------------------------------------------------------------------------------
@@ -449,7 +474,7 @@ async def test_calls_report_as_csv(client: TestClient) -> None:
     assert resp.headers["Content-Disposition"].startswith('attachment; filename="ringpool-report-')
     rows = list(csv.reader(io.StringIO(await resp.text())))
     assert rows[0] == ["keyword", *reports.METRICS]
-    assert rows[1] == ["'=SUM(1)", "1", "1", "0", "0", "", "0", "0.0", ""]  # a formula is never run
+    assert rows[1] == ["'=SUM(1)", "1", "1", "0", "0", "", "0", "0.0", "", ""]  # a formula is never run
     assert rows[2][:2] == ["plumber", "3"] and rows[3][:2] == ["", "4"]  # spam included: b2 has no keyword
     assert len(rows) == 4
 
