@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration deps system-deps asterisk venv call bench bench-leases bench-screening check-config clean
+.PHONY: run test unit integration deps system-deps asterisk venv call bench bench-ivr bench-leases bench-screening check-config clean
 
 run: deps
 	@bash scripts/run.sh
@@ -39,6 +39,9 @@ call: venv
 
 bench: deps
 	$(BIN)/python bench/call_setup.py
+
+bench-ivr: deps
+	$(BIN)/python bench/ivr_routing.py
 
 bench-leases: venv
 	$(BIN)/python bench/leases.py

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ari_app.ari import AriError, AriRest
 from ari_app.call_state import event_channel_ids
+from ari_app.click_to_call import ClickToCall, ClickToCallLimits
 from ari_app.config import Settings, normalise_number
 from ari_app.inbound_call import CallContext, InboundCall
 from ari_app.logging_setup import call_id_var
@@ -61,6 +62,8 @@ class CallManager:
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
                                on_latency=self.metrics.observe_decision_ms, tracking=tracking,
                                screening=screening, routing=self.routing)
+        self.click_limits = ClickToCallLimits()
+        self.routing.place_callback = self.click_to_call
         self._reconcile_lock = asyncio.Lock()
         self._speech_loading: asyncio.Task[None] | None = None
 
@@ -118,6 +121,14 @@ class CallManager:
             if call is not None and id(call) not in delivered:
                 delivered.add(id(call))
                 call.deliver(event)
+
+    def click_to_call(self, campaign_name: str, number: Any, session_id: str | None = None,
+                      direction: str = "click_to_call") -> str:
+        """Call the visitor, then the business (raises ClickToCallRefused); the call's id at once."""
+        campaign, digits = self.click_limits.check_and_count(self.settings, campaign_name, number)
+        call = ClickToCall(self.ctx, uuid.uuid4().hex, campaign, digits, session_id=session_id, direction=direction)
+        self._spawn(call, call.run())
+        return call.id
 
     def start_call(self, channel: dict[str, Any], event: dict[str, Any]) -> InboundCall:
         call = InboundCall(self.ctx, uuid.uuid4().hex, channel, event)

@@ -147,6 +147,19 @@ class RecordingSettings:
 
 
 @dataclass(frozen=True)
+class ClickToCallSettings:
+    """Calls the visitor first, then the business (seed 000: click-to-call, and the queue's callback). Only
+    numbers starting with ``prefixes`` are ever dialled, through ``trunk``, a few times an hour at most: the
+    API must not become a way to place calls anywhere (toll fraud)."""
+
+    trunk: str
+    prefixes: tuple[str, ...] = ("1",)  # digits with the country code: "1" is North America
+    caller_id: str | None = None  # what the visitor sees; None: the campaign's first tracking number
+    ring_timeout: int = 30
+    per_number_hour: int = 3  # calls to one visitor number per hour
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     title: str
@@ -163,6 +176,7 @@ class Campaign:
     queue: QueueSettings | None = None  # None: no queue; a caller nobody can take gets the fallback
     recording: RecordingSettings = RecordingSettings()
     flow_routes: Mapping[str, "RoutingSettings"] = field(default_factory=dict)  # the flow's route nodes, resolved
+    click_to_call: ClickToCallSettings | None = None  # None: the click-to-call API refuses this campaign
 
 
 @dataclass(frozen=True)
@@ -440,9 +454,7 @@ def _read_destination(s: _Section, schedules: Collection[str]) -> Destination:
     return Destination(name=name, kind="sip", host=host, port=port, user=user, amd=amd, limits=limits)
 
 
-def _read_queue(s: _Section) -> QueueSettings | None:
-    if not s.data:
-        return None
+def _read_queue(s: _Section) -> QueueSettings:
     queue = QueueSettings(max_wait=s.integer("max_wait", 300, low=5, high=3600),
                           announce_every=s.integer("announce_every", 30, low=0, high=600),
                           music=s.string("music", None, pattern=re.compile(r"^[A-Za-z0-9_-]{1,40}$")),
@@ -461,6 +473,25 @@ def _read_recording(s: _Section) -> RecordingSettings:
                                   min_seconds=s.integer("min_seconds", 5, low=0, high=3600))
     s.reject_unknown()
     return recording
+
+
+def _read_click_to_call(s: _Section, trunks: dict[str, Trunk]) -> ClickToCallSettings | None:
+    if not s.data:
+        return None
+    trunk = s.string("trunk", pattern=NAME_RE)
+    if trunk not in trunks or trunks[trunk].contact is None:
+        raise s.error("trunk", f"{trunk!r}: expected a configured trunk with a contact (calls go out through it)")
+    prefixes = tuple(s.string_list("prefixes") or ["1"])
+    for prefix in prefixes:
+        if not re.fullmatch(r"[0-9]{1,6}", prefix):
+            raise s.error("prefixes", f"{prefix!r}: digits, the start of the numbers that may be called")
+    caller_id = s.string("caller_id", None, pattern=re.compile(r"^\+?[0-9]{3,20}$"), hint="digits, optional +")
+    settings = ClickToCallSettings(trunk=trunk, prefixes=prefixes,
+                                   caller_id=normalise_number(caller_id) if caller_id else None,
+                                   ring_timeout=s.integer("ring_timeout", 30, low=5, high=120),
+                                   per_number_hour=s.integer("per_number_hour", 3, low=1, high=60))
+    s.reject_unknown()
+    return settings
 
 
 def _read_fallback(s: _Section) -> Fallback:
@@ -561,11 +592,11 @@ def _read_campaign(s: _Section) -> tuple[Campaign, list[tuple[str, int]]]:
         flow=s.string("flow", None, pattern=NAME_RE, hint="the name of a flow in the flows folder"),
         quality=read_quality(s.section("quality")) if s.data.get("quality") is not None else None,
         payout=read_payout(s.section("payout")),
-        queue=_read_queue(s.section("queue")),
+        queue=_read_queue(s.section("queue")) if s.data.get("queue") is not None else None,
         recording=_read_recording(s.section("recording")),
     )
     # read after the global sections they refer to (load_settings)
-    s.used |= {"screening", "routing"}
+    s.used |= {"screening", "routing", "click_to_call"}
     numbers = []
     raw = s.raw("numbers", LocatedList())
     if not isinstance(raw, list):
@@ -687,6 +718,14 @@ def load_settings(path: Path | str) -> Settings:
             campaigns[campaign.name] = replace(campaign, screening=read_screening(s.section("screening"), screening))
     flows = _read_flows(top, base, schedules)
     _resolve_routing(campaign_items, campaigns, destinations, flows)
+    for (campaign, _numbers), s, _line in campaign_items:
+        if s.data.get("click_to_call") is not None:
+            campaigns[campaign.name] = replace(campaigns[campaign.name],
+                                               click_to_call=_read_click_to_call(s.section("click_to_call"), trunks))
+        queue = campaigns[campaign.name].queue
+        if queue is not None and queue.fallback == "callback" and campaigns[campaign.name].click_to_call is None:
+            raise s.section("queue").error("fallback", "callback needs the campaign's click_to_call section "
+                                                       "(the trunk and the numbers that may be called back)")
     from dialplan.bids import read_buyers
     buyers = read_buyers(top.items("buyers"), destinations, schedules, campaigns)
     top.reject_unknown()
@@ -717,7 +756,7 @@ def _resolve_routing(items: list[Any], campaigns: dict[str, Campaign], destinati
     """Each campaign's routing (its `routing:` section over its destination and fallback), and the route
     nodes of its flow resolved over it: every destination named anywhere is checked at load."""
     from dialplan.routing import default_routing, read_routing
-    from ivr.flow import Route
+    from ivr.flow import Queue, Route
 
     for (campaign, _numbers), s, _line in items:
         campaign = campaigns[campaign.name]
@@ -730,6 +769,12 @@ def _resolve_routing(items: list[Any], campaigns: dict[str, Campaign], destinati
             if flow is None:
                 raise s.error("flow", f"no flow named {campaign.flow!r} in the flows folder")
             for node in flow.nodes.values():
+                if isinstance(node, Queue) and (campaign.queue is None or node.spec):
+                    raise ConfigError(flow.file, node.line, f"nodes.{node.name}.queue",
+                                      f"campaign {campaign.name!r} uses this flow: the queue node needs the "
+                                      "campaign's queue section, and takes no settings of its own ({})"
+                                      if node.spec else f"campaign {campaign.name!r} uses this flow but has no "
+                                      "queue section")
                 if isinstance(node, Route) and not isinstance(node.spec, str):
                     spec = _Section(Path(flow.file), node.spec, f"nodes.{node.name}.route", node.line)
                     flow_routes[node.name] = read_routing(spec, destinations, routing)

@@ -73,6 +73,7 @@ EXTENSION_TRIES = 2
 WHISPER_RENDER_WAIT = 5.0  # seconds for espeak-ng to render a whisper or announcement before going without it
 QUEUE_VOICEMAIL_TEXT = "Nobody is available to take your call. Please leave a message after the tone."
 QUEUE_VOICEMAIL_SECONDS = 120
+QUEUE_CALLBACK_TEXT = "Nobody is available right now. We will call you back as soon as someone is. Goodbye."
 QUEUE_GOODBYE_TEXT = "Nobody is available to take your call. Please call again later. Goodbye."
 
 
@@ -138,6 +139,7 @@ class InboundCall(Connecting):
         self.facts: "CallFacts | None" = None  # what routing decisions read, once the campaign is known
         self.quality: "Quality | None" = None
         self.attempts = 0  # ringing attempts so far (legs are named after them)
+        self.queue_joined: float | None = None  # when the caller joined the queue (a callback keeps the place)
         self.claimed: tuple[tuple[str, ...], str | None] | None = None  # the bridged destination and buyer's place
 
     # --- plumbing ----------------------------------------------------------------------------------------
@@ -444,7 +446,7 @@ class InboundCall(Connecting):
         route = decision.route
         assert route is not None
         campaign = self.campaign = route.campaign
-        if campaign.detection.listen and campaign.detection.early_media:
+        if campaign.detection.listen and campaign.detection.early_media and not self.answered:
             await self._first_command(self.ctx.rest.progress(self.inbound))
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
@@ -523,7 +525,8 @@ class InboundCall(Connecting):
             served = await self._queue(campaign, settings)
             if served is not None:
                 return served
-            return await self._queue_fallback(campaign.queue)
+            wanted = tuple(dict.fromkeys([t.name for t in settings.destinations] + list(settings.fallback)))
+            return await self._queue_fallback(campaign.queue, wanted, self.queue_joined)
         if campaign.fallback.message:
             self._set_state(CallState.FALLBACK_MESSAGE)
             if not self.answered:
@@ -599,8 +602,8 @@ class InboundCall(Connecting):
         joined: float | None = None
         try:
             while True:
-                waiter = routing.queue.join(self.id, self.facts.quality, wanted, joined=joined)
-                joined = waiter.joined
+                waiter = routing.join_queue(self.id, self.facts.quality, wanted, joined)
+                joined = self.queue_joined = waiter.joined
                 waker = asyncio.ensure_future(self._wake_when(waiter.woken))
                 try:
                     while not waiter.woken.is_set() and loop.time() < deadline:
@@ -641,17 +644,35 @@ class InboundCall(Connecting):
             return
         self._event("queue_position", position=position)
 
-    async def _queue_fallback(self, queue: "QueueSettings") -> tuple[str, int | None, str | None]:
+    async def _queue_fallback(self, queue: "QueueSettings", wanted: tuple[str, ...],
+                              joined: float | None) -> tuple[str, int | None, str | None]:
+        """After the maximum wait: a message, or a callback that keeps the caller's place in the queue (only to a
+        number the campaign's click_to_call allows), or the goodbye."""
         await self._unhold()
         self._set_state(CallState.FALLBACK_MESSAGE)
         port = CallFlowPort(self, self.ctx.routing.prompts, self.ctx.routing.http)
-        if queue.fallback == "voicemail":
+        callback = self._callback_number() if queue.fallback == "callback" else None
+        if callback is not None:
+            assert self.campaign is not None and self.facts is not None
+            self.ctx.routing.request_callback(self.campaign.name, callback, self.facts.quality, wanted, joined)
+            self._write(events=[("callback_requested", {"number": callback})])
+            await port.play((Prompt("text", QUEUE_CALLBACK_TEXT),), interruptible=False)
+            await self._hangup(self.inbound)
+            return "callback", CAUSE_NORMAL, "ringpool"
+        if queue.fallback in ("voicemail", "callback"):  # no number to call back: a message instead
             saved = await port.record_voicemail((Prompt("text", QUEUE_VOICEMAIL_TEXT),), QUEUE_VOICEMAIL_SECONDS)
             await self._hangup(self.inbound)
             return ("voicemail" if saved else "no_answer"), CAUSE_NORMAL, "ringpool"
         await port.play((Prompt("text", QUEUE_GOODBYE_TEXT),), interruptible=False)
         await self._hangup(self.inbound)
         return "no_answer", CAUSE_NORMAL, "ringpool"
+
+    def _callback_number(self) -> str | None:
+        options = self.campaign.click_to_call if self.campaign else None
+        number = self.facts.caller_number if self.facts and not self.facts.anonymous else None
+        if options is None or not number or not number.startswith(options.prefixes):
+            return None
+        return number
 
     def _check_caller(self) -> None:
         if self._caller_gone():

@@ -49,7 +49,10 @@ class CallFlowPort:
         for prompt in prompts:
             kind, value = prompt.kind, str(prompt.value)
             if kind == "text":
-                uris.append(await self.prompts.sound(value))
+                try:
+                    uris.append(await self.prompts.sound(value))
+                except Exception as exc:  # espeak-ng missing or failing: the flow goes on without this prompt
+                    log.warning("call %s: cannot render %r: %s", self.call.id, value[:60], exc)
             elif kind == "sound":
                 uris.append(f"sound:{value}")
             elif kind == "file":
@@ -171,7 +174,7 @@ class CallFlowPort:
             return None
         try:
             async with asyncio.timeout(timeout):
-                async with self.http.post(url, json=payload) as response:
+                async with self.http.post(url, json=payload, allow_redirects=False) as response:
                     if response.status != 200:
                         log.info("call %s: decision %s answered %s", self.call.id, url, response.status)
                         return None

@@ -90,7 +90,8 @@ async def run(settings: Settings) -> None:
         runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status,
                                                          accounts=accounts, metrics=service.metrics,
                                                          tracking=service.tracking, live=service.live,
-                                                         screening=service.screening, settings=settings)),
+                                                         screening=service.screening, settings=settings,
+                                                         click_to_call=service.click_to_call)),
                                access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.admin.bind, settings.admin.port).start()

@@ -76,6 +76,12 @@ class RingpoolService:
             return
         log.warning("ARI events disconnected; calls keep running in Asterisk, reconnecting")
 
+    def click_to_call(self, campaign: str, number: object, session_id: str | None = None) -> str:
+        """The admin API's click-to-call: the call manager places it (raises ClickToCallRefused)."""
+        if self.manager is None:
+            raise ValueError("not started")
+        return self.manager.click_to_call(campaign, number, session_id)
+
     async def wait_connected(self, timeout: float) -> bool:
         assert self.client is not None
         return await self.client.events.wait_connected(timeout)

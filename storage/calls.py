@@ -17,7 +17,8 @@ from storage.db import seconds_between, utcnow
 
 DETECTION_COLUMNS = frozenset({"fax_detected", "modem_detected", "voice_detected", "silence_detected",
                                "machine_dtmf", "dtmf_digits", "transcript", "keywords", "amd_result"})
-FINAL_DISPOSITIONS = ("rejected", "abandoned", "no_answer", "busy", "failed", "completed", "unavailable", "voicemail")
+FINAL_DISPOSITIONS = ("rejected", "abandoned", "no_answer", "busy", "failed", "completed", "unavailable", "voicemail",
+                      "callback")
 # Columns stored as JSON text that the API returns decoded (older JSON columns stay text for compatibility).
 JSON_FIELDS = ("decision_reasons", "ivr_path", "ivr_answers", "tags", "quality_factors", "route_reasons", "bids",
                "payout_details")
@@ -41,6 +42,7 @@ class NewCall:
     state: str = "arrived"
     is_test: int = 0
     test_account: str | None = None  # the softphone test account that placed the call
+    direction: str = "inbound"  # click_to_call and callback: Ringpool called the visitor first
 
 
 @dataclass

@@ -394,4 +394,7 @@ ALTER TABLE call_legs ADD COLUMN buyer TEXT;
 CREATE INDEX call_legs_destination ON call_legs (destination, answered_at) WHERE answered_at IS NOT NULL;
 CREATE INDEX calls_buyer ON calls (buyer, arrived_at) WHERE buyer IS NOT NULL;
 """),
+    (11, "calls Ringpool places: click-to-call and callbacks (the visitor first, then the business)", """
+ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound';
+"""),
 ]

@@ -29,6 +29,7 @@ from storage.db import stored_time
 
 from ari_app.admin.conversions import add_routes as add_conversion_routes
 from ari_app.admin.recordings import add_routes as add_recording_routes
+from ari_app.routing.http import add_routes as add_click_to_call_routes
 from ari_app.screening.http import add_routes as add_screening_routes
 from ari_app.admin.dashboard import add_routes as add_dashboard_routes
 from ari_app.admin.reports import add_routes as add_report_routes
@@ -70,6 +71,7 @@ class AdminDeps:
     screening: "ScreeningService | None" = None  # block and allow lists, false-positive clearing
     live: "LiveFeed | None" = None  # call milestones for the dashboard's live stream (ari_app/admin/live.py)
     settings: "Settings | None" = None  # payout rules (conversions) and the state folder (recordings)
+    click_to_call: "Callable[..., str] | None" = None  # places click-to-call calls (the call manager)
 
     def current_settings(self) -> "Settings | None":
         """The settings the service runs with: given, or else the tracking or screening service's (the runner
@@ -333,6 +335,8 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
         add_recording_routes(app, deps.store, settings.state_dir)  # /api/v1/calls/{call_id}/recording, /voicemail
     if deps.screening is not None:
         add_screening_routes(app, deps.screening)
+    if deps.click_to_call is not None:
+        add_click_to_call_routes(app, deps.click_to_call)
     add_dashboard_routes(app, deps)  # /, /ui/*, /api/v1/stats/*, /api/v1/live (ari_app/admin/dashboard.py)
     add_report_routes(app, deps)  # /api/v1/reports/calls, /api/v1/reports/pools (ari_app/admin/reports.py)
     add_token_routes(app, tokens)  # /api/v1/tokens (ari_app/admin/tokens.py)

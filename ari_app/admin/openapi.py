@@ -112,6 +112,9 @@ CALL_FIELDS: dict[str, dict[str, Any]] = {
     "keywords": _NS,
     "amd_result": _NS,
     # IVR, quality, routing, queue, recording, payouts (issue 6)
+    "direction": {"type": "string", "enum": ["inbound", "click_to_call", "callback"],
+                  "description": "inbound: the caller dialled a tracking number; click_to_call and callback: "
+                                 "Ringpool called the visitor first, then the business"},
     "flow": _NS,
     "ivr_path": {"type": "array", "items": _S, "nullable": True, "description": "the flow's nodes, in order"},
     "ivr_answers": {"type": "object", "nullable": True,

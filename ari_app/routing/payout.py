@@ -22,7 +22,8 @@ def payout_fields(db: sqlite_utils.Database, row: Mapping[str, Any], settings: S
         return {}
     repeat = False
     window = rules.repeat.window if rules.repeat is not None else 0
-    if window and row.get("caller_number"):
+    caller = row.get("caller_number") or ""
+    if window and any(ch.isdigit() for ch in caller):  # withheld callers are not each other's repeats
         arrived = parse_time(row["arrived_at"])
         repeat = db.execute(
             "SELECT 1 FROM calls WHERE caller_number = ? AND campaign = ? AND arrived_at >= ? AND arrived_at < ?"

@@ -7,10 +7,12 @@ It never imports the web layer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import aiohttp
 
@@ -20,7 +22,7 @@ from dialplan.bids import HttpBidder
 from dialplan.caps import Usage
 from dialplan.facts import CallFacts
 from dialplan.quality import Quality, QualitySettings, final_quality, initial_quality, with_answers
-from dialplan.queue import CallQueue
+from dialplan.queue import CallQueue, Waiter
 from dialplan.regions import caller_region, number_type
 from dialplan.routing import Attempt, Plan, RoutingSettings, Target, plan_route
 from ivr.prompts import PromptRenderer
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = timedelta(days=90)
 DEFAULT_QUALITY = QualitySettings()
+CALLBACK_EXPIRY = 4 * 3600  # seconds a callback keeps its place before it is given up
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)  # each request sets its own shorter limit
 
 
@@ -48,6 +51,8 @@ class RoutingService:
         self.prompts = PromptRenderer(settings.state_dir / "prompts")
         self.http: aiohttp.ClientSession | None = None
         self.bidder: HttpBidder | None = None
+        self.place_callback: Callable[..., str] | None = None  # set by the call manager (click_to_call)
+        self._callbacks: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         # no cookies, no redirects followed into the LAN: buyers and decision URLs are outside parties
@@ -55,6 +60,8 @@ class RoutingService:
         self.bidder = HttpBidder(self.http)
 
     async def close(self) -> None:
+        for task in list(self._callbacks):
+            task.cancel()
         if self.http is not None:
             await self.http.close()
 
@@ -121,6 +128,23 @@ class RoutingService:
 
     # --- live counts and the queue ------------------------------------------------------------------------
 
+    def join_queue(self, waiter_id: str, quality: int | None, destinations: tuple[str, ...],
+                   joined: float | None) -> Waiter:
+        """Wait for one of ``destinations``; woken at once when one has room already (it freed up between the
+        plan that found none and now), so no caller waits for a release that already happened."""
+        waiter = self.queue.join(waiter_id, quality, destinations, joined=joined)
+        for name in destinations:
+            if self.has_room(name):
+                self.queue.offer(name)
+                break
+        return waiter
+
+    def has_room(self, destination: str) -> bool:
+        """Below its concurrent-calls cap (a destination without one is never "full" here: its attempt failed)."""
+        dest = self.settings.destinations.get(destination)
+        cap = dest.limits.caps.concurrent if dest is not None and dest.limits is not None else None
+        return cap is not None and self.usage.live("destination", destination) < cap
+
     def claim(self, attempt: Attempt) -> None:
         """The attempt's legs count against their caps from now until release."""
         for name in attempt.destinations:
@@ -138,6 +162,33 @@ class RoutingService:
         if offer:
             for name in destinations:
                 self.queue.offer(name)
+
+    # --- callbacks -----------------------------------------------------------------------------------------
+
+    def request_callback(self, campaign: str, number: str, quality: int | None, destinations: tuple[str, ...],
+                         joined: float | None) -> None:
+        """The caller waited too long: keep their place in the queue, and when one of ``destinations`` frees up,
+        call them back (then the business). In memory: a restart forgets pending callbacks."""
+        task = asyncio.ensure_future(self._callback_when_free(campaign, number, quality, destinations, joined))
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
+
+    async def _callback_when_free(self, campaign: str, number: str, quality: int | None,
+                                  destinations: tuple[str, ...], joined: float | None) -> None:
+        waiter = self.join_queue(f"callback-{uuid.uuid4().hex}", quality, destinations, joined)
+        try:
+            await asyncio.wait_for(waiter.woken.wait(), CALLBACK_EXPIRY)
+        except asyncio.TimeoutError:
+            log.warning("callback to %s for %s expired after %d s", number, campaign, CALLBACK_EXPIRY)
+            return
+        finally:
+            self.queue.leave(waiter.call_id)
+        if self.place_callback is None:
+            return
+        try:
+            self.place_callback(campaign, number, None, "callback")
+        except ValueError as exc:  # e.g. the number's hourly limit
+            log.warning("callback to %s for %s not placed: %s", number, campaign, exc)
 
     # --- when the call has ended --------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 NUMBERS = {
     "menu": "15550006001", "hours": "15550006002", "decide": "15550006003", "ringall": "15550006004",
     "auction": "15550006005", "queue": "15550006006", "recorded": "15550006007", "paid": "15550006008",
-    "whisper": "15550006009",
+    "whisper": "15550006009", "c2c": "15550006010", "callback": "15550006011",
 }
 
 ROUTING_CONFIG = """
@@ -51,6 +51,7 @@ admin:
 trunks:
   - name: carrier
     match: [127.0.0.1/32]
+    contact: sip:127.0.0.1:{uas_visitor}   # click-to-call and callbacks reach "visitors" here
 schedules:
   always: {{timezone: UTC, mon-sun: 24h}}
   never: {{timezone: UTC, mon-sun: closed}}
@@ -64,6 +65,7 @@ destinations:
   - {{name: silent, host: 127.0.0.1, port: {uas_noanswer}}}
   - {{name: agent, host: 127.0.0.1, port: {uas_agent}, caps: {{concurrent: 1}}}}
   - {{name: phone, host: 127.0.0.1, port: {softphone}}}
+  - {{name: long-agent, host: 127.0.0.1, port: {uas_long}, caps: {{concurrent: 1}}}}
 buyers:
   - {{name: high, destinations: [silent], campaigns: [auction], url: "http://127.0.0.1:{bidder}/bid", timeout: 1}}
   - {{name: low, destinations: [sales], campaigns: [auction], bid: 12}}
@@ -103,6 +105,15 @@ campaigns:
     destination: phone
     routing: {{whisper: "Call from {{campaign}}", caller_id: "mask:312XXXXXXX", ring_timeout: 15}}
     numbers: ["{whisper}"]
+  - name: c2c
+    destination: sales
+    click_to_call: {{trunk: carrier, per_number_hour: 2}}
+    numbers: ["{c2c}"]
+  - name: callback
+    destination: long-agent
+    queue: {{max_wait: 5, announce_every: 0, fallback: callback}}
+    click_to_call: {{trunk: carrier}}
+    numbers: ["{callback}"]
 screening:
   enabled: false
 """
@@ -188,7 +199,7 @@ def rstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tcp = socket.SOCK_STREAM
     ports = {"sip": free_udp_tcp_port(), "http": free_port(tcp), "admin": free_port(tcp), "uas_answer": free_port(),
              "uas_noanswer": free_port(), "uas_agent": free_port(), "softphone": free_udp_tcp_port(),
-             "bidder": free_port(tcp)}
+             "bidder": free_port(tcp), "uas_visitor": free_port(), "uas_long": free_port()}
     flows = tmp / "flows"
     flows.mkdir()
     for name, text in FLOWS.items():
@@ -203,7 +214,9 @@ def rstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with running_stack(tmp, config, ports, [
                 (ports["uas_answer"], ["-sn", "uas"]),
                 (ports["uas_noanswer"], ["-sf", str(SIPP_DIR / "uas_noanswer.xml")]),
-                (ports["uas_agent"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "4000"])]) as stack:
+                (ports["uas_agent"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "4000"]),
+                (ports["uas_long"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "9000"]),
+                (ports["uas_visitor"], ["-sf", str(SIPP_DIR / "uas_answer_bye.xml"), "-d", "4000"])]) as stack:
             stack.outside = outside  # type: ignore[attr-defined]
             yield stack
     finally:
@@ -359,6 +372,57 @@ def test_whisper_and_masked_caller_id_reach_the_agent(rstack: Stack, tmp_path: P
     assert rec["caller_id_presented"] == "3125550109", rec
     assert "3125550109" in agent["incoming"]["headers"].get("From", ""), agent["incoming"]
     assert any(e["kind"] == "whisper" for e in rec["events"]) and rec["disposition"] == "completed"
+
+
+def wait_for(stack: Stack, call_id: str, until: Any = lambda c: bool(c["ended_at"]), timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, rec = stack.api(f"/api/v1/calls/{call_id}")
+        if status == 200 and until(rec):
+            return rec
+        time.sleep(0.3)
+    raise AssertionError(f"call {call_id} not done: {stack.api(f'/api/v1/calls/{call_id}')}")
+
+
+def click_to_call(stack: Stack, body: dict[str, Any]) -> tuple[int, Any]:
+    return stack.post("/api/v1/click-to-call", body, token=ADMIN_TOKEN)
+
+
+def test_click_to_call_calls_the_visitor_then_the_business(rstack: Stack) -> None:
+    status, started = click_to_call(rstack, {"campaign": "c2c", "number": "+1 312 555 0110"})
+    assert status == 202, started
+    rec = wait_for(rstack, started["call_id"])
+    assert (rec["direction"], rec["caller_number"], rec["disposition"]) == ("click_to_call", "13125550110",
+                                                                           "completed"), rec
+    legs = {leg["role"]: leg for leg in rec["legs"]}
+    assert legs["inbound"]["answered_at"] <= legs["outbound"]["answered_at"], legs  # the visitor first
+    assert legs["outbound"]["destination"] == "sales" and rec["bridged_at"]
+    # only numbers the campaign allows, and only so often
+    assert click_to_call(rstack, {"campaign": "c2c", "number": "+44 20 7946 0000"})[0] == 400
+    assert click_to_call(rstack, {"campaign": "menu", "number": "+13125550110"})[0] == 400
+    assert click_to_call(rstack, {"campaign": "c2c", "number": "+13125550110"})[0] == 202
+    status, refused = click_to_call(rstack, {"campaign": "c2c", "number": "+13125550110"})
+    assert status == 429 and "last hour" in refused["error"], refused
+
+
+def test_caller_who_waits_too_long_is_called_back_when_the_agent_frees_up(rstack: Stack) -> None:
+    since = utc_now_iso()
+    busy = rstack.sipp(NUMBERS["callback"], caller="13125550120", scenario="uac_call_remote_bye.xml", timeout=40,
+                       background=True)
+    time.sleep(1.5)
+    rstack.sipp(NUMBERS["callback"], caller="13125550121", scenario="uac_call_remote_bye.xml", timeout=40)
+    first = rstack.wait_call(since, "13125550121")
+    assert first["disposition"] == "callback" and first["queued_at"], first
+    busy.wait(40)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        calls = [c for c in rstack.calls_since(since, "13125550121") if c["direction"] == "callback"]
+        if calls and calls[0]["ended_at"]:
+            break
+        time.sleep(0.5)
+    assert calls, rstack.calls_since(since, "13125550121")
+    back = calls[0]
+    assert back["disposition"] == "completed" and back["destination"] == "long-agent" and back["bridged_at"], back
 
 
 def parse(value: str) -> float:

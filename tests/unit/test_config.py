@@ -81,11 +81,12 @@ def assert_located(exc: ConfigError, path: Path, line: int | None, key: str) -> 
 
 def test_sample_config_loads() -> None:
     s = load_settings(SAMPLE)
-    assert sorted(s.campaigns) == ["print-ads", "spring-search", "web-visits"]
+    assert sorted(s.campaigns) == ["phone-menu", "print-ads", "spring-search", "web-visits"]
     assert sorted(s.destinations) == ["after-hours-line", "sales-desk", "support-desk"]
     assert list(s.trunks) == ["local"]
     assert sorted(n for n, tn in s.numbers.items() if tn.role == "static") == [
-        "15550100001", "15550100002", "15550100101"]
+        "15550100001", "15550100002", "15550100003", "15550100101"]
+    assert s.campaigns["phone-menu"].flow == "sales-menu" and set(s.flows) == {"sales-menu", "after-hours"}
     assert s.numbers["15550100299"].role == "overflow" and s.numbers["15550100250"].role == "extension"
     assert s.pools["web"].campaign == "web-visits" and s.inventory == ("15550100300", "15550100301")
     assert s.numbers["15550100101"].campaign == "print-ads"
@@ -320,3 +321,68 @@ def test_config_error_is_a_value_error_and_formats() -> None:
     assert isinstance(exc, ValueError)
     assert str(exc) == "/x/y.yaml:7: a.b: bad"
     assert str(ConfigError("/x/y.yaml", None, "", "bad")) == "/x/y.yaml: bad"
+
+
+# --- issue 6: click-to-call, the queue, flows ----------------------------------------------------------------
+
+C2C = variant("      - \"5550100002\"\n", "      - \"5550100002\"\n    click_to_call:\n      trunk: carrier\n"
+              "      prefixes: [\"1\", \"44\"]\n")
+
+
+def test_click_to_call_reads_its_trunk_and_prefixes(tmp_path: Path) -> None:
+    campaign = load_settings(write(tmp_path, C2C)).campaigns["spring"]
+    assert campaign.click_to_call is not None
+    assert (campaign.click_to_call.trunk, campaign.click_to_call.prefixes) == ("carrier", ("1", "44"))
+
+
+def test_click_to_call_needs_a_trunk_that_can_carry_calls(tmp_path: Path) -> None:
+    text = variant("destinations:\n", "  - name: inbound-only\n    match: [203.0.113.9]\ndestinations:\n", C2C)
+    text = variant("      trunk: carrier\n", "      trunk: inbound-only\n", text)
+    exc, path = error_for(tmp_path, text)
+    assert_located(exc, path, line_of(text, "trunk: inbound-only"), "campaigns[0].click_to_call.trunk")
+
+
+def test_click_to_call_prefixes_are_digits(tmp_path: Path) -> None:
+    text = variant('prefixes: ["1", "44"]', 'prefixes: ["+1"]', C2C)
+    exc, path = error_for(tmp_path, text)
+    assert_located(exc, path, line_of(text, "prefixes:"), "campaigns[0].click_to_call.prefixes")
+
+
+def test_an_empty_queue_section_is_a_queue_with_defaults(tmp_path: Path) -> None:
+    text = variant("    destination: desk\n", "    destination: desk\n    queue: {}\n")
+    queue = load_settings(write(tmp_path, text)).campaigns["spring"].queue
+    assert queue is not None and (queue.max_wait, queue.fallback) == (300, "voicemail")
+
+
+def test_queue_callback_needs_click_to_call(tmp_path: Path) -> None:
+    text = variant("    destination: desk\n", "    destination: desk\n    queue:\n      fallback: callback\n")
+    exc, path = error_for(tmp_path, text)
+    assert_located(exc, path, line_of(text, "fallback: callback"), "campaigns[0].queue.fallback")
+    text = variant("    destination: desk\n", "    destination: desk\n    queue:\n      fallback: callback\n", C2C)
+    assert load_settings(write(tmp_path, text)).campaigns["spring"].queue.fallback == "callback"
+
+
+def test_a_flow_queue_node_needs_the_campaigns_queue(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "wait.yaml").write_text("name: wait\nstart: hold\nnodes:\n  hold: {queue: {}}\n")
+    text = variant("    destination: desk\n", "    destination: desk\n    flow: wait\n")
+    exc, path = error_for(tmp_path, text)
+    assert (exc.file, exc.line, exc.key) == (str((flows / "wait.yaml")), 4, "nodes.hold.queue"), str(exc)
+    text = variant("    destination: desk\n", "    destination: desk\n    flow: wait\n    queue: {}\n")
+    assert load_settings(write(tmp_path, text)).campaigns["spring"].flow == "wait"
+
+
+def test_a_flow_route_node_names_configured_destinations(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "go.yaml").write_text("name: go\nstart: out\nnodes:\n  out:\n    route: {destinations: [nowhere]}\n")
+    text = variant("    destination: desk\n", "    destination: desk\n    flow: go\n")
+    exc, _path = error_for(tmp_path, text)
+    assert exc.file == str(flows / "go.yaml") and "nowhere" in exc.message, str(exc)
+
+
+def test_a_campaign_names_an_existing_flow(tmp_path: Path) -> None:
+    text = variant("    destination: desk\n", "    destination: desk\n    flow: missing\n")
+    exc, path = error_for(tmp_path, text)
+    assert_located(exc, path, line_of(text, "flow: missing"), "campaigns[0].flow")
