@@ -8,6 +8,7 @@ It never imports the web layer.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -75,18 +76,21 @@ class RoutingService:
         earlier, known = await self.store.run(caller_calls, self.store.db, caller, arrived_at,
                                               format_time(now - HISTORY), call_id)
         session: dict[str, Any] = {}
+        variables: dict[str, str] = {}
         if arrival is not None:
             fields = arrival.attribution.call_fields()
             session = {k: fields.get(k) for k in ("source", "medium", "keyword", "landing_page", "ad_campaign")}
             visitor = arrival.attribution.session or {}
-            session["device_type"] = visitor.get("device_type")
+            session |= {k: visitor.get(k) for k in ("device_type", "utm_source", "utm_medium", "utm_campaign",
+                                                     "utm_term", "utm_content", "gclid", "p1", "p2", "p3")}
+            variables = _custom_vars(visitor.get("vars"))
         facts = CallFacts(call_id=call_id, campaign=campaign.name, dialed_number=signaling.dialed_number,
                           caller_number=caller, arrived_at=now.astimezone(timezone.utc),
                           anonymous=signaling.anonymous, region=caller_region(caller),
                           number_type=number_type(caller, signaling.anonymous),
                           earlier_calls=tuple(parse_time(at) for at in earlier),
                           repeat_caller=bool(arrival.repeat_caller) if arrival else bool(earlier),
-                          known_caller=known, session=session, spam_score=spam_score)
+                          known_caller=known, session=session, variables=variables, spam_score=spam_score)
         return facts
 
     def quality_settings(self, campaign: Campaign) -> QualitySettings:
@@ -207,3 +211,12 @@ class RoutingService:
             return fields | payout_fields(db, row, self.settings)
 
         return await self.store.run(settle, db, call_id, compute)
+
+
+def _custom_vars(raw: Any) -> dict[str, str]:
+    """The visitor session's custom variables (set by the page through the snippet), as IVR variables."""
+    try:
+        values = json.loads(raw) if isinstance(raw, str) else raw or {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
