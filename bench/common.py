@@ -295,6 +295,10 @@ def run_details(r: SippRun, title: str, extra: list[str] = ()) -> list[str]:
     out.append(f"    machine busy {fmt(r.cpu.get('machine'))} CPU-s of {r.wall_s * (os.cpu_count() or 1):.0f} "
                f"(Asterisk+app+UAC {ours:.1f}, everything else incl. UAS {fmt((r.cpu.get('machine') or 0) - ours)}),"
                f" load average at end {r.loadavg}")
+    if r.cpu.get("sipp_uas") is not None:
+        rest = (r.cpu.get("machine") or 0) - ours - (r.cpu.get("sipp_uas") or 0) - (r.cpu.get("driver") or 0)
+        out.append(f"    of everything else: SIPp UAS {fmt(r.cpu.get('sipp_uas'))}, this driver "
+                   f"{fmt(r.cpu.get('driver'))}, other work on the machine {fmt(rest)} CPU-s")
     if r.wall_s:
         out.append(f"    average CPU use during the run: Asterisk {fmt((r.cpu.get('asterisk') or 0) / r.wall_s, 2)} "
                    f"cores, app {fmt((r.cpu.get('app') or 0) / r.wall_s, 2)} cores")
@@ -468,7 +472,13 @@ class AppStack:
         app_window = LogWindow(self.app_log, r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
         ast_window = LogWindow(self.asterisk.run_dir / "log/messages.log", r"\b(WARNING|ERROR)\[")
         ast_pid, app_pid = self.asterisk.process.pid, self.app.pid
-        cpu0 = {"asterisk": cpu_seconds(ast_pid), "app": cpu_seconds(app_pid), "machine": machine_busy_seconds()}
+        uas_pid = self.uas.pid if self.uas is not None else None
+
+        def sample() -> dict[str, float | None]:
+            return {"asterisk": cpu_seconds(ast_pid), "app": cpu_seconds(app_pid), "sipp_uas": cpu_seconds(uas_pid),
+                    "driver": time.process_time(), "machine": machine_busy_seconds()}
+
+        cpu0 = sample()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         (run_dir / "command.txt").write_text(" ".join(command) + "\n")
         started = time.time()
@@ -479,7 +489,7 @@ class AppStack:
         ended = time.time()
         self.uac = None
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu1 = {"asterisk": cpu_seconds(ast_pid), "app": cpu_seconds(app_pid), "machine": machine_busy_seconds()}
+        cpu1 = sample()
         result.loadavg = Path("/proc/loadavg").read_text().split()[0]
         result.wall_s = ended - started
         result.cpu = {k: (cpu1[k] - cpu0[k]) if cpu0[k] is not None and cpu1[k] is not None else None

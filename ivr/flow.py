@@ -33,7 +33,8 @@ AUDIO_SUFFIXES = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".sln16", ".g722")  
 VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 PLACEHOLDER_RE = re.compile(r"\{(session\.)?([A-Za-z_][A-Za-z0-9_]{0,63})\}")
-WORD_RE = re.compile(r"^[a-z][a-z' -]{0,63}$")
+# Any language's letters (a Vosk model may be Korean or French), spaces, ' and -; no digits or punctuation
+WORD_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[' -]){0,63}$")
 MENU_KEY_RE = re.compile(r"^[0-9*#]$")
 DIGITS_RE = re.compile(r"^[0-9*#]{1,64}$")
 TONE_RE = re.compile(r"^[A-Za-z0-9!+*/,.;=-]{1,200}$")
@@ -498,7 +499,7 @@ class _Reader:
         for w in ws.data:
             word = str(w).strip().lower()
             if not WORD_RE.match(word):
-                raise ws.error(w, f"{word!r}: a word is lower-case letters, spaces, ' and -")
+                raise ws.error(w, f"{word!r}: a word is letters, spaces, ' and -")
             key = ws.string(w)
             if key not in keys:
                 raise ws.error(w, f"key {key!r} is not in the menu's keys")
@@ -534,7 +535,7 @@ class _Reader:
             raise sp.error("words", "expected a non-empty list of words to listen for")
         for word in words:
             if not WORD_RE.match(word):
-                raise sp.error("words", f"{word!r}: a word is lower-case letters, spaces, ' and -")
+                raise sp.error("words", f"{word!r}: a word is letters, spaces, ' and -")
         timeout = _seconds(sp, "timeout", 6, 1, 60)
         retries = sp.integer("retries", 2, low=1, high=10)
         invalid = self.prompts(sp, "invalid", required=False)

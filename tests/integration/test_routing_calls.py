@@ -203,11 +203,13 @@ def rstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     flows = tmp / "flows"
     flows.mkdir()
     for name, text in FLOWS.items():
-        (flows / f"{name}.yaml").write_text(text % {"bidder": ports["bidder"]} if "%(" in text else text)
+        (flows / f"{name}.yaml").write_text(text % {"bidder": ports["bidder"]} if "%(" in text else text,
+                                             encoding="utf-8")
     rtp = rtp_block()
     config = tmp / "ringpool.yaml"
     config.write_text(ROUTING_CONFIG.format(state=tmp / "state", flows=flows, rtp_start=rtp, rtp_end=rtp + 99,
-                                            ari_password=ARI_PASSWORD, token=ADMIN_TOKEN, **ports, **NUMBERS))
+                                            ari_password=ARI_PASSWORD, token=ADMIN_TOKEN,
+                                            **ports, **NUMBERS))
     outside = Outside(ports["bidder"])
     outside.start()
     try:

@@ -182,7 +182,7 @@ CASES = [
     ('"2": support}', '10: support}', 10, "nodes.main.menu.keys.10", "bad key '10'"),
     ('"2": support}', '2: support, "2": sales}', 10, "nodes.main.menu.keys.2", "duplicate key"),
     ('two: "2"', 'two: "3"', 11, "nodes.main.menu.words.two", "key '3' is not in the menu's keys"),
-    ('two: "2"', 'Two!: "2"', 11, "nodes.main.menu.words.Two!", "a word is lower-case letters"),
+    ('two: "2"', 'Two!: "2"', 11, "nodes.main.menu.words.Two!", "a word is letters"),
     ("      words:", "      timeout: 0\n      words:", 11, "nodes.main.menu.timeout", "out of range"),
     ("      words:", "      retries: 0\n      words:", 11, "nodes.main.menu.retries", "out of range"),
     ("      words:", "      save: 9lives\n      words:", 11, "nodes.main.menu.save", "invalid value '9lives'"),
