@@ -60,7 +60,8 @@ class CallManager:
         self.hub = HubRunner(rate=SAMPLE_RATE, capacity=HUB_CAPACITY, block_s=0.02, interval_s=0.1)
         self.routing = RoutingService(settings, store)
         self.ctx = CallContext(rest=rest, store=store, settings=settings, registry=self, hub=self.hub,
-                               on_latency=self.metrics.observe_decision_ms, tracking=tracking,
+                               on_latency=self.metrics.observe_decision_ms,
+                               on_rejection=self.metrics.count_rejection, tracking=tracking,
                                screening=screening, routing=self.routing)
         self.click_limits = ClickToCallLimits()
         self.routing.place_callback = self.click_to_call

@@ -90,6 +90,7 @@ class CallContext:
     registry: ChannelRegistry
     hub: HubRunner
     on_latency: Callable[[float], None] | None = None
+    on_rejection: Callable[[str], None] | None = None  # screening turned a call away, and why (for /metrics)
     tracking: "TrackingService | None" = None  # pools and attribution
     screening: "ScreeningService | None" = None  # score 1 before answer, the challenge after
     routing: "RoutingService | None" = None  # facts, quality, plans, caps, the queue, payouts
@@ -159,7 +160,7 @@ class InboundCall(Connecting):
         self.agent_digits = (self.agent_digits + digit)[-len(AGENT_SPAM_CODE):]
         if self.agent_digits == AGENT_SPAM_CODE:
             self._event("agent_marked_spam", code=AGENT_SPAM_CODE)
-            self._mark_spam(f"the agent marked it spam ({AGENT_SPAM_CODE} on the phone)")
+            self._mark_spam(f"the agent marked it spam ({AGENT_SPAM_CODE} on the phone)", "agent")
 
     # --- listening ---------------------------------------------------------------------------------------
 
@@ -239,7 +240,7 @@ class InboundCall(Connecting):
         self.announcement = match
         self._event("announcement_match", **match)
         if self.screen_settings.signature_block and not self.finished:
-            self._mark_spam(f"the opening matches spam announcement {match['signature']}")
+            self._mark_spam(f"the opening matches spam announcement {match['signature']}", "announcement")
             with contextlib.suppress(AriError):
                 await self._hangup(self.inbound)  # the flow unwinds from the caller's end as usual
 
@@ -696,6 +697,8 @@ class InboundCall(Connecting):
             if decision.action is Action.REJECT and decision.verdict.action == "refuse":
                 self.spam_reason = decision.reasons[0]
                 fields |= {"spam": 1, "spam_reason": self.spam_reason}
+        if decision.action is Action.REJECT:
+            self._count_rejection(_rejection_kind(decision))
         self._write(call=fields, events=[("decision", {"action": decision.action.value,
                                                        "reasons": list(decision.reasons),
                                                        "campaign": route.campaign.name if route else None})])
@@ -810,7 +813,7 @@ class InboundCall(Connecting):
             return True
         self.challenge_failed = True
         reason = "failed the challenge: " + ("no voice or sound heard" if passed else "wrong or no digit")
-        self._mark_spam(reason)
+        self._mark_spam(reason, "challenge_failed")
         await self.ctx.screening.block(signaling.caller_number, seconds=settings.block_seconds, reason=reason,
                                        source="challenge", campaign=None)
         return False
@@ -916,7 +919,7 @@ class InboundCall(Connecting):
         assert self.screen_settings is not None
         reason = f"{tone.kind.replace('_', ' ')} from the caller on a bridged call"
         self._event("dialer_dropped", tone=tone.kind)
-        self._mark_spam(reason)
+        self._mark_spam(reason, "dialer_tone")
         with contextlib.suppress(AriError):
             await self.ctx.rest.play(out_id, AGENT_WARNING, playback_id=f"{self.id}-agent-warning")
             await asyncio.sleep(1.2)  # the beeps, before the line goes
@@ -942,13 +945,19 @@ class InboundCall(Connecting):
         fields: dict[str, Any] = {"score2": result.score, "screening": record}
         self._write(call=fields)
         if result.spam(settings):
-            self._mark_spam("score 2: " + ", ".join(f.factor for f in result.factors))
+            self._mark_spam("score 2: " + ", ".join(f.factor for f in result.factors), "score2")
 
-    def _mark_spam(self, reason: str) -> None:
-        """Spam once, with the first reason found: no publisher credit, no advertiser charge."""
+    def _mark_spam(self, reason: str, kind: str) -> None:
+        """Spam once, with the first reason found: no publisher credit, no advertiser charge. ``kind`` counts it
+        in /metrics (ringpool_screening_rejections_total)."""
         if self.spam_reason is None:
             self.spam_reason = reason
             self._write(call={"spam": 1, "spam_reason": reason})
+            self._count_rejection(kind)
+
+    def _count_rejection(self, kind: str) -> None:
+        if self.ctx.on_rejection is not None:
+            self.ctx.on_rejection(kind)
 
     def channels(self) -> list[str]:
         """Every channel this call owns."""
@@ -1016,6 +1025,16 @@ class InboundCall(Connecting):
                 pass
         await self._wait(lambda: True if all(self.view.ended.get(c) and self.view.ended[c].final
                                              for c in self.channels()) else None, DESTROY_WAIT)
+
+
+def _rejection_kind(decision: Decision) -> str:
+    """Why a call was refused before answer, as a metric label."""
+    verdict = decision.verdict
+    if verdict is not None and verdict.action == "quarantine":
+        return "quarantine"
+    if verdict is not None and verdict.action == "refuse":
+        return f"{verdict.rule['list']}_{verdict.rule['kind']}" if verdict.rule else "spam_score"
+    return "number_not_in_use" if decision.details.get("number_state") else "not_a_tracking_number"
 
 
 def _new_call(call_id: str, s: Signaling, start_event: dict[str, Any]) -> NewCall:

@@ -7,6 +7,7 @@ detector hub and one grouped query on the calls table.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -41,9 +42,13 @@ class CallMetrics:
 
     def __init__(self) -> None:
         self.decision_latency = Histogram()
+        self.rejections: Counter[str] = Counter()  # screening's refusals and spam verdicts, by reason
 
     def observe_decision_ms(self, latency_ms: float) -> None:
         self.decision_latency.observe(latency_ms / 1000)
+
+    def count_rejection(self, reason: str) -> None:
+        self.rejections[reason] += 1
 
 
 def _escape(value: str) -> str:
@@ -68,6 +73,12 @@ def render(*, status: dict[str, Any], calls_by_disposition: dict[str, int], deci
     lines += _family("ringpool_decision_latency_seconds", "histogram",
                      "StasisStart's own timestamp to the app's first command, since this process started.",
                      metrics.decision_latency.lines("ringpool_decision_latency_seconds"))
+    lines += _family("ringpool_screening_rejections_total", "counter",
+                     "Calls refused before answer (quarantine, a block rule by kind, a red score, a number not in "
+                     "use) or found spam after it (challenge failed, dialer tone, score 2, announcement, agent), "
+                     "since this process started.",
+                     [f'ringpool_screening_rejections_total{{reason="{_escape(r)}"}} {n}'
+                      for r, n in sorted(metrics.rejections.items())])
     lines += _family("ringpool_ari_connected", "gauge", "1 while the ARI events WebSocket is connected.",
                      [f"ringpool_ari_connected {int(bool(status.get('ari_connected')))}"])
     lines += _family("ringpool_ari_reconnects_total", "counter", "Reconnections of the ARI events WebSocket.",

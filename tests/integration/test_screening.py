@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import urllib.request
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -67,6 +69,10 @@ def test_blocked_callers_are_refused_before_answer_with_the_configured_code(app:
         assert screening(call)["rule"]["id"] == matched["id"] and "block rule" in call["decision_reasons"][0]
     status, listed = app.api("/api/v1/screening/rules?kind=prefix&value=1312624009")
     assert status == 200 and listed["rules"][0]["hits"] == 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.admin_port}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    for reason in ("block_number", "block_prefix"):
+        assert re.search(rf'^ringpool_screening_rejections_total{{reason="{reason}"}} [1-9]', metrics, re.M), metrics
 
 
 def test_a_burst_from_one_number_trips_the_rate_rule_and_meets_the_challenge(app: Stack) -> None:

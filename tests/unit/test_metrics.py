@@ -43,3 +43,14 @@ def test_histogram_buckets_are_cumulative() -> None:
 def test_label_values_are_escaped() -> None:
     out = text(calls_by_disposition={'odd"\\\nvalue': 1})
     assert 'disposition="odd\\"\\\\\\nvalue"' in out
+
+
+def test_screening_rejections_by_reason() -> None:
+    metrics = CallMetrics()
+    for reason in ("quarantine", "block_number", "block_number", "challenge_failed"):
+        metrics.count_rejection(reason)
+    text = render(status={}, calls_by_disposition={}, decisions={}, metrics=metrics, detector_streams=0,
+                  detector_cpu_s=0.0)
+    assert 'ringpool_screening_rejections_total{reason="block_number"} 2' in text
+    assert 'ringpool_screening_rejections_total{reason="quarantine"} 1' in text
+    assert "# TYPE ringpool_screening_rejections_total counter" in text
