@@ -123,6 +123,12 @@ class CallManager:
                 delivered.add(id(call))
                 call.deliver(event)
 
+    def apply(self, settings: Settings) -> None:
+        """New calls (and new decisions of calls in progress) use ``settings`` from now on."""
+        self.settings = settings
+        self.ctx.settings = settings
+        self.routing.settings = settings
+
     def click_to_call(self, campaign_name: str, number: Any, session_id: str | None = None,
                       direction: str = "click_to_call") -> str:
         """Call the visitor, then the business (raises ClickToCallRefused); the call's id at once."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
 
 from ari_app.admin.tokens_cli import add_tokens_parser
-from ari_app.config import load_settings
+from ari_app.config import Settings, load_settings
 from ari_app.logging_setup import configure_logging
 from ari_app.testcall.cli import add_test_call_parser
 from ari_app.yaml_located import ConfigError
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     acc_sub.add_parser("list", help="list test accounts")
     remove = acc_sub.add_parser("remove", help="remove a test account created with add or the API")
     remove.add_argument("username")
+    numbers = sub.add_parser("import-numbers", help="add tracking numbers from a CSV file (number,campaign) to the "
+                                                    "running service; each bad row is reported")
+    numbers.add_argument("csv", type=Path)
+    sub.add_parser("reload", help="make the running service read the configuration again (like SIGHUP)")
     add_tokens_parser(sub)  # ringpool tokens create|list|revoke (ari_app/admin/tokens_cli.py)
     add_test_call_parser(sub)  # ringpool test-call NUMBER (ari_app/testcall/cli.py)
     args = parser.parse_args(argv)
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         from ari_app.testcall.cli import test_call_command
 
         return test_call_command(settings, args)
+    if args.command in ("import-numbers", "reload"):
+        return _config_command(settings, args)
     if args.command == "tokens":
         from ari_app.admin.tokens_cli import tokens_command
 
@@ -81,6 +88,28 @@ def main(argv: list[str] | None = None) -> int:
     from ari_app.runner import run
 
     asyncio.run(run(settings))
+    return 0
+
+
+def _config_command(settings: Settings, args: argparse.Namespace) -> int:
+    """import-numbers and reload, through the running service's admin API (it applies them without a restart)."""
+    from ari_app.admin.client import api_request
+
+    try:
+        if args.command == "reload":
+            status, body = api_request(settings, "POST", "/api/v1/config/reload")
+        else:
+            data = args.csv.read_bytes()
+            status, body = api_request(settings, "POST", "/api/v1/numbers/import", data=data, content_type="text/csv")
+    except OSError as exc:
+        print(f"ringpool: the admin API does not answer ({exc}); is `ringpool run` running?", file=sys.stderr)
+        return 1
+    for error in (body or {}).get("errors") or []:
+        print(f"row {error['row']}: {error['number']!r} {error['campaign']!r}: {error['error']}", file=sys.stderr)
+    if status != 200:
+        print(f"ringpool: {body.get('error') if isinstance(body, dict) else body}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: v for k, v in body.items() if k != "errors"}))
     return 0
 
 

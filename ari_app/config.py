@@ -367,7 +367,8 @@ class _Section:
             raise self.error(name, f"expected a list, got {_kind(value)}")
         lines = getattr(value, "item_lines", [])
         return [
-            (_Section(self.file, item, f"{self._path(name)}[{i}]", lines[i] if i < len(lines) else value.line),
+            (_Section(Path(getattr(item, "file", None) or self.file), item, f"{self._path(name)}[{i}]",
+                      lines[i] if i < len(lines) else value.line),
              lines[i] if i < len(lines) else value.line)
             for i, item in enumerate(value)
         ]
@@ -622,6 +623,37 @@ def _unique(items: list[tuple[T, int]], file: Path, key: str, name: Callable[[T]
     return result
 
 
+MANAGED_DIR = "config.d"  # in the state folder: resources created through the admin API, one file each
+MANAGED_FLOWS = "flows"  # in the state folder: flows put through the admin API
+FRAGMENT_SECTIONS = ("campaigns", "destinations", "buyers", "pools", "webhooks", "numbers")
+
+
+def _merge_fragments(top: _Section, folder: Path) -> None:
+    """Add the list sections of every ``*.yaml`` fragment in ``folder`` to the main file's: the admin API writes
+    one fragment per resource, so the operator's file (and its comments) is never rewritten. Items keep their
+    own file and lines for error messages."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.yaml")):
+        fragment = _Section(path, load_located(path), "", 1)
+        for name in fragment.data:
+            if name not in FRAGMENT_SECTIONS:
+                raise fragment.error(str(name), f"a fragment holds only {', '.join(FRAGMENT_SECTIONS)}")
+            items = fragment.raw(str(name))
+            if not isinstance(items, LocatedList):
+                raise fragment.error(str(name), "expected a list")
+            merged = top.data.get(name)
+            if merged is None:
+                merged = LocatedList()
+                merged.line, merged.item_lines = fragment.line_of(str(name)), []
+                top.data[name] = merged
+                top.data.key_lines[name] = merged.line
+            elif not isinstance(merged, LocatedList):
+                raise top.error(str(name), "expected a list")
+            merged.extend(items)
+            merged.item_lines = [*getattr(merged, "item_lines", []), *items.item_lines]
+
+
 def load_settings(path: Path | str) -> Settings:
     """Read and validate the configuration file; raises ConfigError naming file, line and key."""
     path = Path(path).resolve()
@@ -629,6 +661,7 @@ def load_settings(path: Path | str) -> Settings:
     base = path.parent
 
     state_dir = (base / top.string("state_dir", "var")).resolve()
+    _merge_fragments(top, state_dir / MANAGED_DIR)
     db = top.section("database")
     database = (state_dir / db.string("path", "ringpool.db")).resolve()
     db.reject_unknown()
@@ -704,6 +737,17 @@ def load_settings(path: Path | str) -> Settings:
                 raise ConfigError(path, line, f"{s.key}.numbers",
                                   f"{number} is already a tracking number of campaign {numbers[number].campaign!r}")
             numbers[number] = TrackingNumber(number=number, campaign=campaign.name)
+    for entry, line in top.items("numbers"):  # numbers added on their own (the admin API's import)
+        number = entry.string("number", pattern=re.compile(r"^\+?[0-9 ()-]{3,30}$"), hint="a phone number")
+        campaign_name = entry.string("campaign", pattern=NAME_RE)
+        entry.reject_unknown()
+        if campaign_name not in campaigns:
+            raise entry.error("campaign", f"no campaign named {campaign_name!r}")
+        digits = normalise_number(number)
+        if digits in numbers:
+            raise entry.error("number", f"{digits} is already a tracking number of campaign "
+                                        f"{numbers[digits].campaign!r}")
+        numbers[digits] = TrackingNumber(number=digits, campaign=campaign_name)
     pools, inventory = _read_pools(top, campaigns, numbers)
     speech = _read_speech(top.section("speech"), base)
     test_accounts = _unique([(_read_test_account(s), line) for s, line in top.items("test_accounts")],
@@ -716,7 +760,7 @@ def load_settings(path: Path | str) -> Settings:
     for (campaign, _numbers), s, _line in campaign_items:
         if s.data.get("screening") is not None:
             campaigns[campaign.name] = replace(campaign, screening=read_screening(s.section("screening"), screening))
-    flows = _read_flows(top, base, schedules)
+    flows = _read_flows(top, base, schedules, state_dir / MANAGED_FLOWS)
     _resolve_routing(campaign_items, campaigns, destinations, flows)
     for (campaign, _numbers), s, _line in campaign_items:
         if s.data.get("click_to_call") is not None:
@@ -737,18 +781,22 @@ def load_settings(path: Path | str) -> Settings:
                     buyers=buyers)
 
 
-def _read_flows(top: _Section, base: Path, schedules: Collection[str]) -> dict[str, "Flow"]:
-    """`flows:` names the folder of IVR flow files (default: flows/ beside this file, when it exists)."""
+def _read_flows(top: _Section, base: Path, schedules: Collection[str], managed: Path) -> dict[str, "Flow"]:
+    """`flows:` names the folder of IVR flow files (default: flows/ beside this file, when it exists); flows
+    put through the admin API live in the state folder's flows/ and may not reuse a name."""
     from ivr.flow import load_flows
 
     folder = top.string("flows", None)
-    if folder is None:
-        default = base / "flows"
-        return load_flows(default, schedules=schedules) if default.is_dir() else {}
-    path = (base / folder).resolve()
-    if not path.is_dir():
+    path = (base / folder).resolve() if folder is not None else base / "flows"
+    if folder is not None and not path.is_dir():
         raise top.error("flows", f"no such folder: {path}")
-    return load_flows(path, schedules=schedules)
+    flows = load_flows(path, schedules=schedules) if path.is_dir() else {}
+    if managed.is_dir() and managed.resolve() != path.resolve():
+        for name, flow in load_flows(managed, schedules=schedules).items():
+            if name in flows:
+                raise ConfigError(flow.file, 1, "name", f"flow {name!r} is already defined in {flows[name].file}")
+            flows[name] = flow
+    return flows
 
 
 def _resolve_routing(items: list[Any], campaigns: dict[str, Campaign], destinations: Collection[str],

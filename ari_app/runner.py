@@ -15,6 +15,7 @@ from ari_app.admin.http import AdminDeps, build_admin_app
 from ari_app.asterisk_config import render_all
 from ari_app.asterisk_process import BundledAsterisk, default_root, ensure_installed
 from ari_app.config import Settings
+from ari_app.config_reload import ConfigReloader
 from ari_app.secrets_store import load_or_create_secret, secret_path
 from ari_app.security_watch import SecurityWatch
 from ari_app.service import RingpoolService
@@ -87,11 +88,24 @@ async def run(settings: Settings) -> None:
             # an external Asterisk reads the accounts file we write (#include it in pjsip.conf): bring it up to date
             await accounts.apply()
         watch.start()
+
+        async def apply_pjsip(new: Settings) -> None:
+            """The bundled Asterisk: endpoints for destinations and trunks as configured now, then a reload."""
+            assert asterisk is not None
+            files = render_all(new, root=asterisk.root, run_dir=asterisk.run_dir, ari_password=password,
+                               accounts_conf=await accounts.render())
+            await loop.run_in_executor(None, _write_whole, asterisk.run_dir / "etc" / "pjsip.conf",
+                                       files["pjsip.conf"])
+            await reload_pjsip()
+
+        reloader = ConfigReloader(settings.path, service, apply_pjsip if asterisk is not None else None)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(reloader)))
         runner = web.AppRunner(build_admin_app(AdminDeps(store=service.store, token=token, status=service.status,
                                                          accounts=accounts, metrics=service.metrics,
                                                          tracking=service.tracking, live=service.live,
                                                          screening=service.screening, settings=settings,
-                                                         click_to_call=service.click_to_call)),
+                                                         click_to_call=service.click_to_call,
+                                                         reloader=reloader)),
                                access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.admin.bind, settings.admin.port).start()
@@ -107,6 +121,21 @@ async def run(settings: Settings) -> None:
         await accounts.close()
         if asterisk:
             await asterisk.stop()
+
+
+async def _reload_on_signal(reloader: ConfigReloader) -> None:
+    """SIGHUP: read the configuration again; a file that does not load changes nothing (and says why)."""
+    try:
+        applied = await reloader.reload()
+        log.info("configuration reloaded on SIGHUP: %s", applied.as_dict())
+    except Exception as exc:
+        log.error("configuration not reloaded: %s", exc)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _banner(settings: Settings, asterisk: BundledAsterisk | None, connected: bool) -> None:

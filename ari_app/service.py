@@ -42,6 +42,7 @@ class RingpoolService:
         self.outbox = OutboxWorker(lambda fn: self.store.run(fn, self.store.db), self.sinks)
         self.live = LiveFeed()  # call milestones for the dashboard (GET /api/v1/live)
         self._stopping = False
+        self._publishing = False  # call milestones go to the outbox (once a webhook is configured)
 
     async def start(self) -> None:
         await self.store.open()
@@ -109,8 +110,26 @@ class RingpoolService:
                                self.tracking.overflow_handouts),
                    *(await self.outbox.metrics_snapshot()).prometheus_lines()])
 
+    async def apply_settings(self, new: Settings) -> None:
+        """A changed configuration, live: calls in progress keep the campaign and plan they have; every new
+        decision reads ``new``. What only a restart can change is refused before this (config_reload)."""
+        self.settings = new
+        await self.store.call("sync_catalog", *catalog_rows(new))
+        await self.tracking.apply(new)
+        self.screening.settings = new
+        self.sinks = outbox_sinks(new)
+        self.outbox.sinks = dict(self.sinks)
+        if self.sinks and not self._publishing:
+            self._publish_milestones()
+            await self.outbox.start()
+        if self.manager is not None:
+            self.manager.apply(new)
+        log.info("configuration applied: %d campaigns, %d destinations, %d flows", len(new.campaigns),
+                 len(new.destinations), len(new.flows))
+
     def _publish_milestones(self) -> None:
         """Queue each call milestone for the webhooks in the same transaction as the milestone itself."""
+        self._publishing = True
         loop = asyncio.get_running_loop()
         calls = self.store.store
         assert calls is not None

@@ -21,10 +21,11 @@ class ConfigError(ValueError):
 
 
 class LocatedMap(dict):
-    """A mapping that knows the line of itself and of each of its keys."""
+    """A mapping that knows the file and line of itself and of each of its keys."""
 
     line: int = 0
     key_lines: dict[Any, int]
+    file: str | None = None  # set by load_located: configuration fragments are merged into one tree
 
 
 class LocatedList(list):
@@ -43,6 +44,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedMap:
     result = LocatedMap()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    result.file = loader.name
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1

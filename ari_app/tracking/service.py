@@ -72,6 +72,19 @@ class TrackingService:
         if any(p.mode == "extension" for p in self.pools.values()):
             self._prompt_task = asyncio.create_task(self._render_prompt(), name="extension-prompt")
 
+    async def apply(self, settings: Settings) -> None:
+        """A changed configuration: the same pool objects' mapping is updated in place (the stores hold it),
+        then numbers are synced (added ones join, removed ones retire; leases in use are kept)."""
+        self.settings = settings
+        self.pools.clear()
+        self.pools.update(settings.pools)
+        for name, pool in self.pools.items():
+            if name not in self.site_keys:
+                self.site_keys[name] = pool.site_key or load_or_create_secret(settings.state_dir, f"site-key-{name}",
+                                                                             nbytes=18)
+        if self._tracking is not None:
+            await self.store.run(self._tracking.sync, self.pools, settings.inventory, utcnow())
+
     async def _render_prompt(self) -> None:
         """In the background (espeak-ng takes a moment): calls use Asterisk's own word until it is ready."""
         try:

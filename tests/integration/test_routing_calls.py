@@ -429,3 +429,24 @@ def test_caller_who_waits_too_long_is_called_back_when_the_agent_frees_up(rstack
 
 def parse(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_campaign_made_through_the_api_takes_calls_and_calls_in_progress_go_on(rstack: Stack) -> None:
+    since = utc_now_iso()
+    ongoing = rstack.sipp(NUMBERS["paid"], caller="13125550130", hold_ms=6000, background=True)
+    time.sleep(2.0)  # bridged when the configuration changes
+    status, body = rstack.request("PUT", "/api/v1/config/campaigns/live-added", {
+        "destination": "gold-desk", "numbers": ["+1 555 000 6099"]})
+    assert status == 200 and body["applied"]["campaigns"] >= 1, body
+    status, _ = rstack.request("POST", "/api/v1/config/reload")
+    assert status == 200
+    assert ongoing.wait(30) == 0
+    kept = rstack.wait_call(since, "13125550130")
+    assert kept["disposition"] == "completed" and kept["talk_seconds"] >= 5, kept
+    rstack.sipp("15550006099", caller="13125550131", hold_ms=1500)
+    added = rstack.wait_call(since, "13125550131")
+    assert (added["campaign"], added["destination"], added["disposition"]) == ("live-added", "gold-desk", "completed")
+    assert rstack.request("DELETE", "/api/v1/config/campaigns/live-added")[0] == 200
+    rstack.sipp("15550006099", caller="13125550132", hold_ms=1000)
+    gone = rstack.wait_call(since, "13125550132")
+    assert gone["disposition"] == "rejected", gone  # its number is no longer a tracking number

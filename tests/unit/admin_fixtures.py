@@ -5,7 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ari_app.config import load_settings
+from typing import Callable
+
+from ari_app.click_to_call import ClickToCallLimits
+from ari_app.config import Settings, load_settings
+from ari_app.config_reload import ConfigReloader
 from ari_app.screening.service import ScreeningService
 from ari_app.tracking.service import TrackingService
 
@@ -45,3 +49,35 @@ def tracking_for_docs() -> TrackingService:
     folder = Path(tempfile.mkdtemp(prefix="ringpool-docs-"))
     (folder / "ringpool.yaml").write_text(MINIMAL + POOLS_YAML, encoding="utf-8")
     return TrackingService(load_settings(folder / "ringpool.yaml"), None)  # type: ignore[arg-type]
+
+
+class ServiceForDocs:
+    """What ConfigReloader needs of RingpoolService: the settings, and a way to apply new ones."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.applied: list[Settings] = []
+
+    async def apply_settings(self, new: Settings) -> None:
+        self.settings = new
+        self.applied.append(new)
+
+
+def reloader_for_docs(folder: Path | None = None) -> ConfigReloader:
+    """Configuration changes against a throw-away copy of MINIMAL (fragments go to its own state folder)."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="ringpool-config-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ringpool.yaml"
+    path.write_text(MINIMAL, encoding="utf-8")
+    return ConfigReloader(path, ServiceForDocs(load_settings(path)))  # type: ignore[arg-type]
+
+
+def click_to_call_for_docs() -> Callable[..., str]:
+    """Checks requests as the call manager does; never places a call (no campaign of MINIMAL allows it)."""
+    settings, limits = tracking_for_docs().settings, ClickToCallLimits()
+
+    def start(campaign: str, number: object, session_id: str | None = None) -> str:
+        limits.check_and_count(settings, campaign, number)
+        return "never"
+
+    return start

@@ -23,7 +23,7 @@ def dtmf(channel: str, digit: str) -> dict[str, Any]:
 
 def test_star_7_from_the_agent_marks_the_call_spam_once() -> None:
     writes = Writes()
-    ctx = SimpleNamespace(store=writes, registry=None, settings=None, rest=None, hub=None)
+    ctx = SimpleNamespace(store=writes, registry=None, settings=None, rest=None, hub=None, on_rejection=None)
     call = InboundCall(ctx, "call-1", {"id": "in-1"}, {})  # type: ignore[arg-type]
     call.outbound.append("out-1")
     for digit in "1*":

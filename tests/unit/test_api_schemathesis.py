@@ -35,7 +35,8 @@ from ari_app.screening.service import ScreeningService  # noqa: E402
 from ari_app.tracking.service import TrackingService  # noqa: E402
 from storage.calls import NewCall  # noqa: E402
 from tests.unit.admin_fixtures import POOLS_YAML  # noqa: E402
-from tests.unit.admin_fixtures import screening_for_docs, tracking_for_docs  # noqa: E402
+from tests.unit.admin_fixtures import (click_to_call_for_docs, reloader_for_docs, screening_for_docs,  # noqa: E402
+                                       tracking_for_docs)  # noqa: E402
 
 TOKEN = "schemathesis-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -138,7 +139,8 @@ class LiveServer:
 
         app = build_admin_app(AdminDeps(store=self.store, token=TOKEN, status=status, accounts=self.accounts,
                                         metrics=metrics, tracking=self.tracking,
-                                        screening=self.screening))
+                                        screening=self.screening, reloader=reloader_for_docs(self.root / "config"),
+                                        click_to_call=click_to_call_for_docs()))
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -177,7 +179,8 @@ def served_document() -> dict[str, Any]:
     """What GET /api/v1/openapi.json serves: the app's document with every module's contributed routes. Built
     from an app that is never started (collection needs the operations before any server runs)."""
     return document_for(build_admin_app(AdminDeps(store=None, token=TOKEN, status=_no_status,  # type: ignore[arg-type]
-                                                  tracking=tracking_for_docs(), screening=screening_for_docs())))
+                                                  tracking=tracking_for_docs(), screening=screening_for_docs(),
+                                                  reloader=reloader_for_docs(), click_to_call=click_to_call_for_docs())))
 
 
 schema = schemathesis.openapi.from_dict(served_document())

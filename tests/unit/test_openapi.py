@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from ari_app.admin import openapi
 from ari_app.admin.http import CSV_COLUMNS, AdminDeps, build_admin_app
 from storage.calls import FINAL_DISPOSITIONS
-from tests.unit.admin_fixtures import screening_for_docs, tracking_for_docs
+from tests.unit.admin_fixtures import (click_to_call_for_docs, reloader_for_docs, screening_for_docs,
+                                       tracking_for_docs)
 from storage.db import open_database
 
 TOKEN = "openapi-test-token-0123456789abcdef"
@@ -28,7 +29,8 @@ async def _status() -> dict[str, Any]:
 def admin_app() -> web.Application:
     # Building the app touches no dependency: the route table and the document are all these tests need.
     return build_admin_app(AdminDeps(store=None, token=TOKEN, status=_status,  # type: ignore[arg-type]
-                                     tracking=tracking_for_docs(), screening=screening_for_docs()))
+                                     tracking=tracking_for_docs(), screening=screening_for_docs(),
+                                     reloader=reloader_for_docs(), click_to_call=click_to_call_for_docs()))
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
