@@ -68,23 +68,29 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+def parse_located(text: str, name: str, loader_class: type[_Loader] = _Loader) -> Any:
+    """Parse YAML text into LocatedMap/LocatedList; syntax errors become ConfigError naming ``name`` and the line.
+    ``loader_class``: a _Loader subclass with other scalar rules (IVR flows take YAML 1.2 booleans)."""
+    loader = loader_class(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(name, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(name, None, "", f"YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
 def load_located(path: Path) -> LocatedMap:
     """Parse a YAML file into LocatedMap/LocatedList; syntax errors become ConfigError with the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, None, "", f"cannot read: {exc.strerror}") from exc
-    loader = _Loader(text)
-    loader.name = str(path)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ConfigError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, None, "", f"YAML: {exc}") from exc
-    finally:
-        loader.dispose()
+    data = parse_located(text, str(path))
     if data is None:
         data = LocatedMap()
         data.line, data.key_lines = 1, {}

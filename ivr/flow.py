@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ari_app.config import NAME_RE, SOUND_RE, _Section
-from ari_app.yaml_located import ConfigError, LocatedList, LocatedMap, _Loader
+from ari_app.yaml_located import ConfigError, LocatedList, LocatedMap, _Loader, parse_located
 from ivr.conditions import Condition, parse_condition, read_regex
 
 PROMPT_KINDS = ("text", "sound", "file", "digits", "number", "tone", "say_var")
@@ -269,19 +269,12 @@ _FlowLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:tru
 
 
 def _parse(text: str, file: str) -> LocatedMap:
-    loader = _FlowLoader(text)
-    loader.name = file
     try:
-        data = loader.get_single_data()
+        data = parse_located(text, file, _FlowLoader)
     except ConfigError as exc:  # duplicate or non-string keys: yaml_located names the bare key
+        if not exc.key:  # a syntax error: there is no key to name
+            raise
         raise ConfigError(file, exc.line, _key_path(text, exc.line, exc.key) or exc.key, exc.message) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ConfigError(file, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, None, "", f"YAML: {exc}") from exc
-    finally:
-        loader.dispose()
     if not isinstance(data, LocatedMap):
         raise ConfigError(file, 1, "", "a flow is a mapping with name, start and nodes")
     return data

@@ -109,7 +109,9 @@ def free_udp_tcp_port() -> int:
     raise RuntimeError("no free port")
 
 
-CONFIG = """
+# The part every scenario stack's configuration starts with: the test's own Asterisk (run by the fixture, so
+# "not bundled" for the app), its ports, the ARI password and the admin token.
+STACK_HEADER = """
 state_dir: {state}
 asterisk:
   bundled: false
@@ -124,7 +126,9 @@ ari:
 admin:
   port: {admin}
   token: {token}
-speech:
+"""
+
+CONFIG = STACK_HEADER + """speech:
   model: {speech_model}
   keywords:
     anything: "*"

@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 
 from ari_app.testcall import run_softphone
-from tests.integration.conftest import (ADMIN_TOKEN, ARI_PASSWORD, SIPP_DIR, Stack, free_port, free_udp_tcp_port,
-                                        rtp_block, running_stack, utc_now_iso)
+from tests.integration.conftest import (ADMIN_TOKEN, ARI_PASSWORD, SIPP_DIR, STACK_HEADER, Stack, free_port,
+                                        free_udp_tcp_port, rtp_block, running_stack, utc_now_iso)
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +33,7 @@ NUMBERS = {
     "whisper": "15550006009", "c2c": "15550006010", "callback": "15550006011",
 }
 
-ROUTING_CONFIG = """
-state_dir: {state}
-asterisk:
-  bundled: false
-  sip_port: {sip}
-  http_port: {http}
-  rtp_start: {rtp_start}
-  rtp_end: {rtp_end}
-  accounts_file: {state}/../asterisk/etc/pjsip_ringpool.conf
-  security_log: {state}/../asterisk/log/security.log
-ari:
-  password: {ari_password}
-admin:
-  port: {admin}
-  token: {token}
-trunks:
+ROUTING_CONFIG = STACK_HEADER + """trunks:
   - name: carrier
     match: [127.0.0.1/32]
     contact: sip:127.0.0.1:{uas_visitor}   # click-to-call and callbacks reach "visitors" here
