@@ -38,7 +38,7 @@ def test_bridged_call_is_recorded_completely(app: Stack) -> None:
     assert roles == ["inbound", "outbound"]
     assert all(leg["ended_at"] for leg in call["legs"])
     assert kinds(call) == ["arrived", "decision", "answered", "playback_started", "playback_finished",
-                           "dial_started", "dial_result", "bridged", "hangup", "ended"]
+                           "route_plan", "dial_started", "dial_result", "bridged", "hangup", "ended"]
 
 
 def test_destination_hanging_up_ends_the_caller_leg(app: Stack) -> None:
