@@ -396,7 +396,21 @@ def build_document(extra_paths: dict[str, Any] | None = None,
             if key in section:
                 raise ValueError(f"OpenAPI: {key} is documented twice")
             section[key] = copy.deepcopy(value)
+    _document_roles(doc["paths"])
     return doc
+
+
+ROLE_REFUSAL = ("the token's role does not allow this: read_only tokens may only read, publisher tokens only "
+                "read their campaigns' calls")
+
+
+def _document_roles(paths: dict[str, Any]) -> None:
+    """Every operation that needs a token can answer 403 to a token whose role does not allow it (auth.py):
+    said once here rather than in each module's paths."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method in ("get", "put", "post", "delete", "patch") and operation.get("security") != []:
+                operation["responses"].setdefault("403", error_content(ROLE_REFUSAL))
 
 
 # --- contributions from other modules' routes --------------------------------------------------------------

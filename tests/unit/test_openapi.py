@@ -103,7 +103,7 @@ def test_refs_resolve_and_every_operation_has_success_and_errors() -> None:
             public = op.get("security") == []
             assert public == (path in ("/healthz", "/metrics", "/api/v1/openapi.json")), (method, path)
             if not public:
-                assert "401" in codes, (method, path)
+                assert "401" in codes and "403" in codes, (method, path)
             assert op.get("operationId"), (method, path)
             for code, response in op["responses"].items():
                 if code.startswith(("4", "5")) and path != "/healthz":  # /healthz: 503 with the status body
