@@ -59,6 +59,7 @@ class CallFilter:
     until: str | None = None
     limit: int = 50
     cursor: str | None = None
+    scores: tuple[tuple[str, str, int], ...] = ()  # (quality or score1, >= or <=, bound): score ranges
 
 
 @dataclass
@@ -302,6 +303,11 @@ class CallStore:
             if getattr(f, column) is not None:
                 where.append(f"{column} = ?")
                 params.append(getattr(f, column))
+        for column, op, bound in f.scores:
+            if column not in ("quality", "score1") or op not in (">=", "<="):
+                raise ValueError(f"cannot filter {column} {op}")
+            where.append(f"{column} {op} ?")
+            params.append(bound)
         if f.since:
             where.append("arrived_at >= ?")
             params.append(f.since)

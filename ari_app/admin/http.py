@@ -98,7 +98,8 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
 
 def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
     """The call filters of /api/v1/calls (and, without limit and cursor, of /api/v1/calls.csv)."""
-    allowed = {"campaign", "number", "disposition", "test", "spam", "source", "keyword", "since", "until"}
+    allowed = {"campaign", "number", "disposition", "test", "spam", "source", "keyword", "since", "until",
+               *openapi.SCORE_FILTERS}
     if paginated:
         allowed |= {"limit", "cursor"}
     unknown = sorted(set(query) - allowed)
@@ -136,6 +137,13 @@ def _filter_from_query(query: Any, *, paginated: bool = True) -> CallFilter:
                 setattr(f, key, stored_time(query[key]))
             except ValueError:
                 raise ValueError(f"{key}: expected a valid UTC time like 2026-01-31T12:00:00Z") from None
+    scores = []
+    for key, (column, op) in openapi.SCORE_FILTERS.items():
+        if key in query:
+            if not re.fullmatch(r"[0-9]{1,3}", query[key]) or int(query[key]) > 100:
+                raise ValueError(f"{key}: a whole number from 0 to 100")
+            scores.append((column, op, int(query[key])))
+    f.scores = tuple(scores)
     if "limit" in query:
         if not re.fullmatch(r"[0-9]{1,3}", query["limit"]) or not 1 <= int(query["limit"]) <= openapi.CALLS_MAX_LIMIT:
             raise ValueError(f"limit: a whole number from 1 to {openapi.CALLS_MAX_LIMIT}")

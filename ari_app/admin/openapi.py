@@ -280,7 +280,12 @@ _CALL_FILTERS = [
     _query("since", {"type": "string", "pattern": f"^{TIME_PATTERN}$"},
            "arrived at or after this UTC time (e.g. 2026-01-31T12:00:00Z)"),
     _query("until", {"type": "string", "pattern": f"^{TIME_PATTERN}$"}, "arrived before this UTC time"),
+    *[_query(name, {"type": "integer", "minimum": 0, "maximum": 100}, text) for name, text in (
+        ("min_quality", "quality score at least this (0-100)"), ("max_quality", "quality score at most this"),
+        ("min_score", "screening's spam score 1 at least this (0-100)"), ("max_score", "spam score 1 at most this"))],
 ]
+SCORE_FILTERS = {"min_quality": ("quality", ">="), "max_quality": ("quality", "<="),
+                 "min_score": ("score1", ">="), "max_score": ("score1", "<=")}
 _PAGINATION = [
     _query("limit", {"type": "integer", "minimum": 1, "maximum": CALLS_MAX_LIMIT, "default": 50}, "page size"),
     _query("cursor", {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"},

@@ -30,9 +30,10 @@ CALLS = [
 
 
 class App:
-    def __init__(self, client: TestClient, status: dict[str, Any]) -> None:
+    def __init__(self, client: TestClient, status: dict[str, Any], store: AsyncCallStore) -> None:
         self.client = client
         self.status = status
+        self.store = store
 
     async def get(self, path: str, *, auth: bool = True, **params: str) -> tuple[int, Any, Any]:
         resp = await self.client.get(path, headers=AUTH if auth else {}, params=params or None)
@@ -61,7 +62,7 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
     client = TestClient(TestServer(build_admin_app(AdminDeps(store=store, token=TOKEN, status=get_status))))
     await client.start_server()
     try:
-        yield App(client, status)
+        yield App(client, status, store)
     finally:
         await client.close()
         await store.close()
@@ -142,6 +143,17 @@ async def test_list_filters(app: App) -> None:
     assert ids((await app.get("/api/v1/calls", campaign="spring", until="2026-11-22T17:00:30Z",
                               since="2026-11-22T17:00:15Z"))[1]) == ["call-2"]
     assert ids((await app.get("/api/v1/calls", campaign="none-such"))[1]) == []
+
+
+async def test_score_range_filters(app: App) -> None:
+    for call_id, quality, score1 in (("call-1", 80, 5), ("call-2", 40, 35), ("call-3", 60, 75)):
+        await app.store.call("update_call", call_id, quality=quality, score1=score1)
+    assert ids((await app.get("/api/v1/calls", min_quality="50"))[1]) == ["call-3", "call-1"]
+    assert ids((await app.get("/api/v1/calls", min_quality="50", max_quality="70"))[1]) == ["call-3"]
+    assert ids((await app.get("/api/v1/calls", max_score="35"))[1]) == ["call-2", "call-1"]
+    assert ids((await app.get("/api/v1/calls", min_score="70"))[1]) == ["call-3"]
+    status, body, _ = await app.get("/api/v1/calls", min_quality="101")
+    assert status == 400 and "min_quality" in body["error"]
 
 
 async def test_fractional_times_compare_by_value(app: App) -> None:
