@@ -46,8 +46,8 @@ SUMMARY_FIELDS = (
     "attribution_method", "spam", "is_test", "talk_seconds", "total_seconds",
     "fax_detected", "modem_detected", "voice_detected", "silence_detected", "machine_dtmf",
 )
-# Scores, passed on when the record has them (screening's score1/score2 arrive with its migration).
-OPTIONAL_FIELDS = ("quality_score", "spam_score", "score1", "score1_color", "score2")
+# Scores and routing, passed on when the record has them.
+OPTIONAL_FIELDS = ("quality", "score1", "score1_color", "score2", "buyer", "direction", "queued_at", "flow")
 RESYNC: dict[str, Any] = {"type": "resync"}
 
 

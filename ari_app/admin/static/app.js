@@ -20,10 +20,10 @@
     ['fax_detected', 'fax'], ['modem_detected', 'modem'], ['voice_detected', 'voice'],
     ['machine_dtmf', 'machine dtmf'], ['spam', 'spam'], ['is_test', 'test']
   ];
-  var SCORE_FIELDS = ['quality_score', 'spam_score', 'score1'];
+  var SCORE_FIELDS = ['quality', 'score1'];
   var STATE_LABELS = {
     arrived: 'arriving', deciding: 'screening', ringing: 'ringing', dialing: 'ringing', answered: 'answered',
-    greeting: 'greeting', bridged: 'talking', ended: 'ended'
+    greeting: 'greeting', ivr: 'in the menu', queued: 'waiting in queue', bridged: 'talking', ended: 'ended'
   };
 
   var state = {
