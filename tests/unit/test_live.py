@@ -139,11 +139,11 @@ def test_tickets_are_single_use_expire_and_are_bounded() -> None:
 
 def test_call_summary_is_compact_and_passes_scores_only_when_present() -> None:
     row = {name: None for name in SUMMARY_FIELDS} | {"id": "x", "inbound_channel": "secret-ish", "transcript": "hi",
-                                                     "spam_score": 7, "quality_score": None}
+                                                     "score1": 7, "quality": None}
     summary = call_summary(row)
-    assert set(summary) == set(SUMMARY_FIELDS) | {"spam_score"}
-    assert summary["spam_score"] == 7 and "transcript" not in summary and "inbound_channel" not in summary
-    assert set(OPTIONAL_FIELDS) >= {"quality_score", "spam_score"}
+    assert set(summary) == set(SUMMARY_FIELDS) | {"score1"}
+    assert summary["score1"] == 7 and "transcript" not in summary and "inbound_channel" not in summary
+    assert set(OPTIONAL_FIELDS) >= {"quality", "score1"}
 
 
 @pytest.fixture
