@@ -145,6 +145,22 @@ class ConfigReloader:
         text = yaml.safe_dump({"numbers": rows}, sort_keys=False)
         return await self.change(lambda: _replace_file(path, text))
 
+    async def delete_number(self, number: str) -> Applied:
+        """Remove a number that came with an import (its batch fragment is rewritten without it)."""
+        if number not in self.settings.numbers:
+            raise KeyError(f"no tracking number {number}")
+        for path in sorted(self.fragments.glob("numbers--*.yaml")):
+            rows = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("numbers") or []
+            kept = [row for row in rows if str(row.get("number")) != number]
+            if len(kept) != len(rows):
+                text = yaml.safe_dump({"numbers": kept}, sort_keys=False)
+                return await self.change(lambda: _replace_file(path, text) if kept else _remove_file(path))
+        owner = self.settings.numbers[number].campaign
+        source = self.source_of("campaigns", owner) if owner in self.settings.campaigns else "file"
+        raise NotManaged(f"{number} belongs to campaign {owner!r} as configured "
+                         + ("through the API: PUT the campaign without it" if source == "api" else
+                            f"in {self.path}: remove it there, then reload"))
+
     async def put_flow(self, name: str, text: str) -> Applied:
         if not NAME_RE.match(name):
             raise ValueError(f"{name}: not a flow name")

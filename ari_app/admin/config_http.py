@@ -4,6 +4,7 @@ at once, without a restart and without touching calls in progress (ari_app/confi
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -122,7 +123,7 @@ def add_routes(app: web.Application, reloader: ConfigReloader) -> None:
         flow = reloader.settings.flows.get(name)
         if flow is None:
             return _error(404, f"no flow named {name!r}")
-        text = await request.loop.run_in_executor(None, _read_text, flow.file)
+        text = await asyncio.get_running_loop().run_in_executor(None, _read_text, flow.file)
         return web.Response(text=text, content_type="text/yaml")
 
     async def put_flow(request: web.Request) -> web.Response:
@@ -157,7 +158,22 @@ def add_routes(app: web.Application, reloader: ConfigReloader) -> None:
         return web.json_response({"imported": len(rows), "errors": errors,
                                   "applied": json.loads(response.body)["applied"]})
 
+    async def list_numbers(request: web.Request) -> web.Response:
+        campaign = request.query.get("campaign")
+        numbers = [{"number": n.number, "campaign": n.campaign, "pool": n.pool, "role": n.role}
+                   for n in sorted(reloader.settings.numbers.values(), key=lambda n: n.number)
+                   if campaign is None or n.campaign == campaign]
+        return web.json_response({"numbers": numbers, "inventory": list(reloader.settings.inventory)})
+
+    async def delete_number(request: web.Request) -> web.Response:
+        number = normalise_number(request.match_info["number"])
+        if not 3 <= len(number) <= 20:
+            return _error(400, "number: digits")
+        return await _apply(reloader.delete_number(number))
+
     app.router.add_post("/api/v1/config/reload", reload)
+    app.router.add_get("/api/v1/numbers", list_numbers)
+    app.router.add_delete("/api/v1/numbers/{number}", delete_number)
     app.router.add_get("/api/v1/config/{section}", list_items)
     app.router.add_get("/api/v1/config/{section}/{name}", get_item)
     app.router.add_put("/api/v1/config/{section}/{name}", put_item)
@@ -270,6 +286,21 @@ PATHS: dict[str, Any] = {
                    "summary": "Delete a flow made through the API (refused while a campaign uses it)",
                    "responses": {"200": openapi.json_content(_APPLIED, "applied"), **_ERRS,
                                  "404": openapi.error_content("no such flow made through the API")}}},
+    "/api/v1/numbers": {"get": {
+        "operationId": "listNumbers", "tags": ["config"], "summary": "The tracking numbers as configured now",
+        "parameters": [{"name": "campaign", "in": "query", "required": False,
+                        "schema": {"type": "string", "pattern": f"^{openapi.NAME_PATTERN}$"}}],
+        "responses": {"200": openapi.json_content({"type": "object", "properties": {
+            "numbers": {"type": "array", "items": {"type": "object"}},
+            "inventory": {"type": "array", "items": {"type": "string"}}}}, "numbers"), "401": _ERRS["401"]}}},
+    "/api/v1/numbers/{number}": {"delete": {
+        "operationId": "deleteNumber", "tags": ["config"],
+        "summary": "Remove an imported tracking number (numbers of the file or of a campaign are changed there)",
+        "parameters": [{"name": "number", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": f"^{openapi.NUMBER_PATTERN}$"}}],
+        "responses": {"200": openapi.json_content(_APPLIED, "applied"), **_ERRS,
+                      "404": openapi.error_content("no such tracking number"),
+                      "409": openapi.error_content("the number is configured in a campaign or the file")}}},
     "/api/v1/numbers/import": {"post": {
         "operationId": "importNumbers", "tags": ["config"],
         "summary": "Add tracking numbers from CSV (header number,campaign); rows with a problem are reported "

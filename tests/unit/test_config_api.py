@@ -159,3 +159,19 @@ async def test_secrets_are_not_shown(api) -> None:
     assert status == 200, body
     shown = await (await client.get("/api/v1/config/webhooks/crm")).json()
     assert shown["settings"]["secret"] == "[redacted]" and "s3cret" not in str(shown)
+
+
+async def test_an_imported_number_can_be_listed_and_removed(api) -> None:
+    client, reloader = api
+    response = await client.post("/api/v1/numbers/import", data="number,campaign\n15550100901,spring\n"
+                                                                 "15550100902,spring\n")
+    assert response.status == 200
+    listed = await (await client.get("/api/v1/numbers", params={"campaign": "spring"})).json()
+    assert {"15550100901", "15550100902", "5550100001"} <= {n["number"] for n in listed["numbers"]}
+    assert (await client.delete("/api/v1/numbers/+15550100901")).status == 200
+    assert "15550100901" not in reloader.settings.numbers and "15550100902" in reloader.settings.numbers
+    assert (await client.delete("/api/v1/numbers/15550100902")).status == 200
+    assert not list(reloader.fragments.glob("numbers--*.yaml"))  # the emptied batch is gone
+    response = await client.delete("/api/v1/numbers/5550100001")  # the file's own
+    assert response.status == 409 and "ringpool.yaml" in (await response.json())["error"]
+    assert (await client.delete("/api/v1/numbers/15550199999")).status == 404
