@@ -526,8 +526,7 @@ class InboundCall(Connecting):
             served = await self._queue(campaign, settings)
             if served is not None:
                 return served
-            wanted = tuple(dict.fromkeys([t.name for t in settings.destinations] + list(settings.fallback)))
-            return await self._queue_fallback(campaign.queue, wanted, self.queue_joined)
+            return await self._queue_fallback(campaign.queue, _reachable(settings), self.queue_joined)
         if campaign.fallback.message:
             self._set_state(CallState.FALLBACK_MESSAGE)
             if not self.answered:
@@ -589,7 +588,7 @@ class InboundCall(Connecting):
         then; tried again each time a destination frees up. None when the maximum wait passed."""
         assert campaign.queue is not None and self.facts is not None
         queue, routing = campaign.queue, self.ctx.routing
-        wanted = tuple(dict.fromkeys([t.name for t in settings.destinations] + list(settings.fallback)))
+        wanted = _reachable(settings)
         if not self.answered:
             await self._first_command(self.ctx.rest.answer(self.inbound))
             self._mark_answered()
@@ -678,10 +677,6 @@ class InboundCall(Connecting):
     def _check_caller(self) -> None:
         if self._caller_gone():
             raise CallerGone()
-
-    async def _listen_for_speech(self) -> None:
-        """Speech answers in the IVR need the caller's audio reaching the recogniser."""
-        await self._start_listening()
 
     def _record_decision(self, decision: Decision) -> None:
         route = decision.route
@@ -1025,6 +1020,11 @@ class InboundCall(Connecting):
                 pass
         await self._wait(lambda: True if all(self.view.ended.get(c) and self.view.ended[c].final
                                              for c in self.channels()) else None, DESTROY_WAIT)
+
+
+def _reachable(settings: "RoutingSettings") -> tuple[str, ...]:
+    """The destinations a queued caller waits for: the routing's own, then its fallback ones."""
+    return tuple(dict.fromkeys([t.name for t in settings.destinations] + list(settings.fallback)))
 
 
 def _rejection_kind(decision: Decision) -> str:

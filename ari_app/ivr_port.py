@@ -131,7 +131,7 @@ class CallFlowPort:
         heard_from = len(call.detections.items)
         vocabulary = list(words.keys()) if isinstance(words, dict) else list(words)
         if vocabulary:
-            await call._listen_for_speech()
+            await call._start_listening()  # spoken answers need the caller's audio reaching the recogniser
 
         def answer() -> tuple[str | None, str] | None:
             if len(call.digits) > self.cursor:
