@@ -22,7 +22,7 @@ from ari_app.call_state import CallState, ChannelView, DialResult, ari_time
 from ari_app.call_connect import AMD_WAIT, STASIS_WAIT, Connecting, Ringing
 from ari_app.call_detections import CallDetections
 from ari_app.config import Campaign, Settings
-from ari_app.ivr_port import CallFlowPort
+from ari_app.ivr_port import PLAYBACK_LIMIT, CallFlowPort
 from ari_app.media.interpret import Detection
 from ari_app.media.tap import SAMPLE_RATE, MediaTap, TapError
 from ari_app.screening.after import dialer_tone, keep_despite_tone, score2
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 CAUSE_NORMAL = 16
 DIGITS = frozenset("0123456789*#ABCD")
 AGENT_SPAM_CODE = "*7"  # pressed by the agent on a bridged call: the caller is spam
@@ -68,7 +67,6 @@ DISPOSITIONS = {DialResult.BUSY: "busy", DialResult.NO_ANSWER: "no_answer", Dial
                 DialResult.FAILED: "failed"}
 DESTROY_WAIT = 2.0  # seconds to wait for the legs' last events (final causes) after the call ends
 FIRST_DIGIT_WAIT = 6.0  # seconds after a prompt for the first digit
-NEXT_DIGIT_WAIT = 3.0  # seconds between digits
 EXTENSION_TRIES = 2
 WHISPER_RENDER_WAIT = 5.0  # seconds for espeak-ng to render a whisper or announcement before going without it
 QUEUE_VOICEMAIL_TEXT = "Nobody is available to take your call. Please leave a message after the tone."
@@ -835,36 +833,12 @@ class InboundCall(Connecting):
 
     async def _gather_digits(self, prompt: str | None, *, max_digits: int,
                              first_wait: float = FIRST_DIGIT_WAIT) -> str:
-        """Digits typed during or after ``prompt``, up to ``max_digits`` or ``#``; digits that arrive early
-        (a phone dialling tel:NUMBER,EXT sends them right after answer) count too. Stops the prompt on the
-        first digit."""
-        start = len(self.digits)
-
-        def entered() -> str | None:
-            got = self.digits[start:]
-            if "#" in got:
-                return "".join(got[: got.index("#")])
-            return "".join(got) if len(got) >= max_digits else None
-
-        playback_id = None
-        if prompt:
-            playback_id = f"{self.id}-gather-{start}-{int(time.monotonic() * 1000)}"
-            await self.ctx.rest.play(self.inbound, prompt if ":" in prompt else f"sound:{prompt}",
-                                     playback_id=playback_id)
-            await self._wait(lambda: True if playback_id in self.view.playbacks_done or self._caller_gone()
-                             or len(self.digits) > start else None, PLAYBACK_LIMIT)
-            if playback_id not in self.view.playbacks_done and not self._caller_gone():
-                await self._safe(self.ctx.rest.stop_playback(playback_id))
-        while not self._caller_gone() and entered() is None:
-            seen = len(self.digits)
-            wait = NEXT_DIGIT_WAIT if seen > start else first_wait
-            if await self._wait(lambda: True if len(self.digits) > seen or self._caller_gone() else None,
-                                wait) is None:
-                break  # timed out: what was typed so far is the answer
-        if self._caller_gone():
-            raise CallerGone()
-        result = entered()
-        return result if result is not None else "".join(self.digits[start:])
+        """Ringpool's own questions (an extension, the challenge's digit): digits typed during or after
+        ``prompt`` (ARI media, or a sound name), up to ``max_digits`` or ``#``. Digits that arrive early (a phone
+        dialling tel:NUMBER,EXT sends them right after answer) count too; the prompt stops at the first one."""
+        port = CallFlowPort(self, self.ctx.routing.prompts if self.ctx.routing else None, None)
+        return await port.gather_digits((Prompt("media", prompt),) if prompt else (), min_len=1, max_len=max_digits,
+                                        terminator="#", timeout=first_wait)
 
     async def _bridge(self, out_id: str) -> tuple[str, int | None, str | None]:
         self.connected_leg = out_id

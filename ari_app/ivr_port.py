@@ -27,14 +27,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLAYBACK_LIMIT = 120.0
+PLAYBACK_LIMIT = 120.0  # seconds: a prompt that never reports finishing must not hold the call forever
 NEXT_DIGIT_WAIT = 3.0  # seconds between digits of a gathered number
 VOICEMAIL_GRACE = 5.0  # seconds beyond max_seconds for Asterisk to report the message finished
 HTTP_BODY_LIMIT = 64 * 1024  # a decision answer is a small JSON object
 
 
 class CallFlowPort:
-    def __init__(self, call: "InboundCall", prompts: PromptRenderer, http: aiohttp.ClientSession | None) -> None:
+    def __init__(self, call: "InboundCall", prompts: PromptRenderer | None,
+                 http: aiohttp.ClientSession | None) -> None:
         self.call = call
         self.prompts = prompts
         self.http = http
@@ -50,6 +51,8 @@ class CallFlowPort:
             kind, value = prompt.kind, str(prompt.value)
             if kind == "text":
                 try:
+                    if self.prompts is None:
+                        raise RuntimeError("no prompt renderer")
                     uris.append(await self.prompts.sound(value))
                 except Exception as exc:  # espeak-ng missing or failing: the flow goes on without this prompt
                     log.warning("call %s: cannot render %r: %s", self.call.id, value[:60], exc)
@@ -59,6 +62,8 @@ class CallFlowPort:
                 uris.append("sound:" + re.sub(r"\.[A-Za-z0-9]{1,8}$", "", value))  # Asterisk picks the format
             elif kind in ("digits", "number", "tone"):
                 uris.append(f"{kind}:{value}")
+            elif kind == "media":  # Ringpool's own prompts, already ARI media (never from a flow file)
+                uris += [uri if ":" in uri else f"sound:{uri}" for uri in value.split(",") if uri]
             else:
                 raise ValueError(f"unknown prompt kind {kind!r}")
         return uris

@@ -41,12 +41,13 @@ def softphone_argv(**options: Any) -> list[str]:
         elif key in ("header", "headers"):
             items = value.items() if isinstance(value, Mapping) else [(None, v) for v in value]
             for name, val in items:
-                argv += ["--header", f"{name}: {val}" if name is not None else str(val)]
+                argv.append("--header=" + (f"{name}: {val}" if name is not None else str(val)))
         elif isinstance(value, (list, tuple)):
             for item in value:
-                argv += [flag, str(item)]
+                argv.append(f"{flag}={item}")
         else:
-            argv += [flag, str(value)]
+            # flag=value: a value starting with '-' (a generated password, a DTMF '-') is never taken for an option
+            argv.append(f"{flag}={value}")
     return argv
 
 

@@ -110,3 +110,13 @@ def test_rfc4733_digits_get_the_machine_dialling_analysis() -> None:
         detections.rfc4733({"digit": digit, "duration_ms": 160}, "caller")
     kinds = [d.kind for d in detections.items]
     assert kinds.count("dtmf") == 4 and "dtmf_machine" in kinds
+
+
+def test_softphone_arguments_survive_values_that_start_with_a_dash() -> None:
+    """A generated password can start with '-' (secrets.token_urlsafe): it must not be read as an option."""
+    from ari_app.testcall import softphone_argv
+    from ari_app.testcall.softphone import build_parser
+
+    parsed = build_parser().parse_args(softphone_argv(call="sip:1@127.0.0.1", password="-Ab3", hold=1.0,
+                                                      header={"Privacy": "id"}))
+    assert (parsed.password, parsed.header, parsed.hold) == ("-Ab3", ["Privacy: id"], 1.0)
