@@ -450,13 +450,6 @@ class InboundCall(Connecting):
             self._set_state(CallState.EARLY_MEDIA)
             await self._listen_before_answer(campaign.detection.early_media)
         routing = self.ctx.routing
-        self.facts = await routing.facts(self.id, signaling, campaign, self.arrival,
-                                         self.verdict.score if self.verdict else None, self.arrived_at)
-        self.quality = routing.initial_quality(campaign, self.facts)
-        region = self.facts.region
-        self._write(call=self.quality.record() | {
-            "number_type": self.facts.number_type,
-            "region": ", ".join(x for x in (region.country, region.state, region.area_code) if x) if region else None})
         flow = self.ctx.settings.flows.get(campaign.flow) if campaign.flow else None
         asks_extension = route.tracking_number.role == "extension" and self.ctx.tracking is not None
         if campaign.greeting or asks_extension or decision.challenge or flow or self.answered:
@@ -478,6 +471,15 @@ class InboundCall(Connecting):
             await self._first_command(self.ctx.rest.ring(self.inbound))
             self._set_state(CallState.RINGING)
 
+        # After the first command: the caller's history is one more storage read, kept out of the pre-answer
+        # decision's latency.
+        self.facts = await routing.facts(self.id, signaling, campaign, self.arrival,
+                                         self.verdict.score if self.verdict else None, self.arrived_at)
+        self.quality = routing.initial_quality(campaign, self.facts)
+        region = self.facts.region
+        self._write(call=self.quality.record() | {
+            "number_type": self.facts.number_type,
+            "region": ", ".join(x for x in (region.country, region.state, region.area_code) if x) if region else None})
         settings = routing.routing_for(campaign)
         if flow is not None:
             outcome = await self._run_flow(flow)
